@@ -1,0 +1,6 @@
+//! seamless-fingertip: not implemented yet (see the project issue for the binaries).
+
+fn main() {
+    eprintln!("seamless-fingertip: not implemented yet in this build");
+    std::process::exit(1);
+}

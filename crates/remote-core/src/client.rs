@@ -1,0 +1,401 @@
+//! [`RemoteClient`]: one Seamless service at one base URL, with its connection pool, its
+//! healthcheck-before-first-use, its restart, and the retry loop around every operation.
+//!
+//! Every service client (buffer, database, jobserver) is built on this type. The base URL is
+//! either known up front or produced by an [`Initializer`] before the first request: that is the
+//! seam where a launched service is started or found (the launcher).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use http::Method;
+
+use crate::error::{BoxError, TimeoutKind, TransportError, TransportErrorKind};
+use crate::http::{HttpPool, RequestSpec, Response, TlsOptions};
+use crate::keepalive::ClientRegistry;
+use crate::retry::{self, Disposition, RetryPolicy, Retryable};
+use crate::timeouts::Timeouts;
+
+/// Produces a client's base URL before its first request, and again after every restart.
+///
+/// A launched client implements this by launching or reusing its service.
+pub trait Initializer: Send + Sync {
+    /// Returns the base URL (`http://host:port`, optionally with a path prefix).
+    fn init(&self) -> Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send + '_>>;
+}
+
+/// Options of a [`RemoteClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Timeouts (default: from the `SEAMLESS_REMOTE_*_TIMEOUT` environment variables).
+    pub timeouts: Timeouts,
+    /// Retry policy (default: 5 attempts, exponential backoff with jitter).
+    pub retry: RetryPolicy,
+    /// Whether to GET `/healthcheck` before the first request and after each restart.
+    pub healthcheck: bool,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// The registry whose keepalive task pings this client (default: the process-wide one).
+    pub registry: Option<ClientRegistry>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeouts: Timeouts::from_env(),
+            retry: RetryPolicy::default(),
+            healthcheck: true,
+            tls: TlsOptions::default(),
+            registry: None,
+        }
+    }
+}
+
+/// A client of one Seamless service. Cheap to clone; clones share the pool and state.
+#[derive(Clone, Debug)]
+pub struct RemoteClient {
+    inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    url: RwLock<Option<String>>,
+    init: Option<Arc<dyn Initializer>>,
+    pool: RwLock<Arc<HttpPool>>,
+    initialized: AtomicBool,
+    closed: AtomicBool,
+    init_lock: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    options: ClientOptions,
+    registry: ClientRegistry,
+}
+
+impl std::fmt::Debug for ClientInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteClient")
+            .field("url", &self.url.read().ok().and_then(|u| u.clone()))
+            .field("initialized", &self.initialized.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Checks and normalises a base URL: `http://` or `https://`, no trailing `/`.
+pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
+    let trimmed = url.trim().trim_end_matches('/').to_string();
+    let bad = |why: &str| {
+        TransportError::new(TransportErrorKind::Protocol, Method::GET, url.to_string())
+            .with_source(why.to_string())
+    };
+    let uri: http::Uri = trimmed.parse().map_err(|_| bad("not a valid URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(bad("the URL must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("the URL has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("a base URL cannot have a query string"));
+    }
+    Ok(trimmed)
+}
+
+impl RemoteClient {
+    /// A client of the service at `url`, with default options.
+    pub fn new(url: &str) -> Result<Self, TransportError> {
+        Self::with_options(url, ClientOptions::default())
+    }
+
+    /// A client of the service at `url`.
+    pub fn with_options(url: &str, options: ClientOptions) -> Result<Self, TransportError> {
+        let url = normalize_base_url(url)?;
+        Self::build(Some(url), None, options)
+    }
+
+    /// A client whose URL comes from `init` (a launched service), resolved on first use.
+    pub fn with_initializer(
+        init: Arc<dyn Initializer>,
+        options: ClientOptions,
+    ) -> Result<Self, TransportError> {
+        Self::build(None, Some(init), options)
+    }
+
+    fn build(
+        url: Option<String>,
+        init: Option<Arc<dyn Initializer>>,
+        options: ClientOptions,
+    ) -> Result<Self, TransportError> {
+        let pool = HttpPool::new(options.timeouts.connect, &options.tls)?;
+        let registry = options
+            .registry
+            .clone()
+            .unwrap_or_else(ClientRegistry::global);
+        let inner = Arc::new(ClientInner {
+            url: RwLock::new(url),
+            init,
+            pool: RwLock::new(Arc::new(pool)),
+            initialized: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            init_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            options,
+            registry: registry.clone(),
+        });
+        registry.register(Arc::downgrade(&inner));
+        crate::client_debug!(url = ?inner.current_url(), "client created");
+        Ok(RemoteClient { inner })
+    }
+
+    pub(crate) fn from_inner(inner: Arc<ClientInner>) -> Self {
+        RemoteClient { inner }
+    }
+
+    pub(crate) fn inner_ref(&self) -> &ClientInner {
+        &self.inner
+    }
+
+    /// The base URL, once known.
+    pub fn url(&self) -> Option<String> {
+        self.inner.current_url()
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Whether the client has been initialized (URL known, healthcheck passed) since its last restart.
+    pub fn is_initialized(&self) -> bool {
+        self.inner.initialized.load(Ordering::SeqCst)
+    }
+
+    /// How many times the client has been restarted.
+    pub fn restarts(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    fn check_allowed(&self, method: &Method, path: &str) -> Result<(), TransportError> {
+        if crate::env::remote_clients_allowed() {
+            Ok(())
+        } else {
+            let url = format!("{}{path}", self.url().unwrap_or_default());
+            Err(TransportError::new(
+                TransportErrorKind::WorkerForbidden,
+                method.clone(),
+                url,
+            ))
+        }
+    }
+
+    /// Initializes the client if needed: resolves the URL (through the initializer) and runs the
+    /// healthcheck. Concurrent callers wait for one initialization. Returns the base URL.
+    pub async fn ensure_initialized(&self) -> Result<String, TransportError> {
+        if let Some(url) = self.ready_url() {
+            return Ok(url);
+        }
+        let _guard = self.inner.init_lock.lock().await;
+        if let Some(url) = self.ready_url() {
+            return Ok(url);
+        }
+        let url = match (&self.inner.init, self.inner.current_url()) {
+            (Some(init), _) => {
+                let raw = init.init().await.map_err(|e| {
+                    TransportError::new(
+                        TransportErrorKind::Connect,
+                        Method::GET,
+                        "(launched service)",
+                    )
+                    .with_source(e)
+                })?;
+                let url = normalize_base_url(&raw)?;
+                if let Ok(mut slot) = self.inner.url.write() {
+                    *slot = Some(url.clone());
+                }
+                url
+            }
+            (None, Some(url)) => url,
+            (None, None) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Protocol,
+                    Method::GET,
+                    "(no URL)",
+                )
+                .with_source("the client has neither a URL nor an initializer"))
+            }
+        };
+        if self.inner.options.healthcheck {
+            self.healthcheck_at(&url).await?;
+        }
+        self.inner.closed.store(false, Ordering::SeqCst);
+        self.inner.initialized.store(true, Ordering::SeqCst);
+        if self.inner.options.healthcheck {
+            self.inner.registry.ensure_keepalive();
+        }
+        crate::client_debug!(url = %url, "client initialized");
+        Ok(url)
+    }
+
+    fn ready_url(&self) -> Option<String> {
+        if self.inner.initialized.load(Ordering::SeqCst) {
+            self.inner.current_url()
+        } else {
+            None
+        }
+    }
+
+    /// `GET /healthcheck` once (no retry), under the healthcheck timeout; 2xx is healthy.
+    pub async fn healthcheck(&self) -> Result<(), TransportError> {
+        let url = self.inner.current_url().ok_or_else(|| {
+            TransportError::new(
+                TransportErrorKind::Protocol,
+                Method::GET,
+                "(no URL)/healthcheck",
+            )
+            .with_source("the client has no URL yet")
+        })?;
+        self.healthcheck_at(&url).await
+    }
+
+    async fn healthcheck_at(&self, url: &str) -> Result<(), TransportError> {
+        self.check_allowed(&Method::GET, "/healthcheck")?;
+        let h = self.inner.options.timeouts.healthcheck;
+        let timeouts = Timeouts {
+            read: h,
+            total: h,
+            ..self.inner.options.timeouts
+        };
+        let spec = RequestSpec::get("/healthcheck");
+        let pool = self.inner.pool();
+        crate::client_debug!(url = %url, "healthcheck");
+        let result = async {
+            let response = pool.send(url, &spec, &timeouts).await?;
+            if response.status().is_success() {
+                response.bytes().await.map(|_| ())
+            } else {
+                Err(response.into_status_error().await)
+            }
+        }
+        .await;
+        result.map_err(|mut e| {
+            if let TransportErrorKind::Timeout(TimeoutKind::Total | TimeoutKind::Read) = e.kind() {
+                let source = e.to_string();
+                e = TransportError::new(
+                    TransportErrorKind::Timeout(TimeoutKind::Healthcheck),
+                    Method::GET,
+                    format!("{url}/healthcheck"),
+                )
+                .with_source(source);
+            }
+            e
+        })
+    }
+
+    /// Drops the pooled connections and forces a fresh initialization (and healthcheck) on the
+    /// next request, as the reference's `restart()`.
+    pub fn restart(&self) {
+        self.inner.restart();
+    }
+
+    /// Sends one request (a single attempt) after initializing the client.
+    ///
+    /// 502, 503 and 504 answers come back as a [`TransportErrorKind::Status`] error (transient);
+    /// every other status is returned for the caller to interpret.
+    pub async fn send(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
+        self.check_allowed(&spec.method, &spec.path)?;
+        let url = self.ensure_initialized().await?;
+        let timeouts = spec.timeouts.unwrap_or(self.inner.options.timeouts);
+        let pool = self.inner.pool();
+        let response = pool.send(&url, spec, &timeouts).await?;
+        if matches!(response.status().as_u16(), 502..=504) {
+            return Err(response.into_status_error().await);
+        }
+        Ok(response)
+    }
+
+    /// Runs `op` under the client's retry policy. Each attempt first initializes the client
+    /// (after a restart: healthcheck, or relaunch); a [`Disposition::TransientRestart`] failure
+    /// restarts the client before the next attempt.
+    pub async fn execute<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: Retryable + std::fmt::Display + From<TransportError>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut op = op;
+        retry::run(
+            self.inner.options.retry,
+            || {
+                let attempt = op();
+                async move {
+                    self.ensure_initialized().await?;
+                    attempt.await
+                }
+            },
+            |_, disposition| {
+                if disposition == Disposition::TransientRestart {
+                    self.restart();
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sends `spec` with retries and returns the response head (the body is read by the caller,
+    /// outside the retry loop).
+    pub async fn request(&self, spec: &RequestSpec) -> Result<Response, TransportError> {
+        self.execute(|| self.send(spec)).await
+    }
+
+    /// Sends `spec` with retries, reading the whole body inside each attempt (so that a body cut
+    /// short is retried too). Returns the status and the body.
+    pub async fn request_bytes(
+        &self,
+        spec: &RequestSpec,
+    ) -> Result<(http::StatusCode, bytes::Bytes), TransportError> {
+        self.execute(|| async {
+            let response = self.send(spec).await?;
+            let status = response.status();
+            Ok((status, response.bytes().await?))
+        })
+        .await
+    }
+}
+
+impl ClientInner {
+    pub(crate) fn current_url(&self) -> Option<String> {
+        self.url.read().ok().and_then(|u| u.clone())
+    }
+
+    fn pool(&self) -> Arc<HttpPool> {
+        match self.pool.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn restart(&self) {
+        self.initialized.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match HttpPool::new(self.options.timeouts.connect, &self.options.tls) {
+            Ok(fresh) => {
+                let mut slot = match self.pool.write() {
+                    Ok(s) => s,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *slot = Arc::new(fresh);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rebuild the connection pool"),
+        }
+        crate::client_debug!(url = ?self.current_url(), "client restarted: pool dropped");
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.restart();
+    }
+}
