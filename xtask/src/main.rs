@@ -1,1 +1,128 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust (see <https://github.com/matklad/cargo-xtask/>).
+//!
+//! * `cargo xtask test`: the one test command. fmt check, clippy (`-D warnings`), the harness
+//!   virtualenv, then every unit and integration test with the real services required.
+//! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
+//! * `cargo xtask demo`: the main job on a local default (needs the binaries; not yet).
+//! * `cargo xtask bench [buffer|database|cli|dask]`: benchmarks (not yet).
+
+mod venv;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>\n\n\
+     commands:\n  \
+     test            fmt check, clippy, harness virtualenv, all tests (real services required)\n  \
+     venv            create or refresh the harness virtualenv under target/\n  \
+     demo            run the main job on a local default\n  \
+     bench [WHAT]    benchmarks against the Python reference"
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("venv") => venv::ensure(&root).map(|p| println!("{}", p.display())),
+        Some("demo") => {
+            bail!("`cargo xtask demo` is not available yet: the seamless-resolve/seamless-fingertip binaries are not implemented (see the CLI issue)")
+        }
+        Some("bench") => bail!("`cargo xtask bench` is not available yet"),
+        Some("-h") | Some("--help") | Some("help") | None => {
+            println!("{}", usage());
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{}", usage()),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(name: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: == {name}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not run {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    let mut fmt = cargo();
+    fmt.current_dir(root)
+        .args(["fmt", "--all", "--", "--check"]);
+    step("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step("cargo clippy -D warnings", clippy)?;
+
+    let venv = venv::ensure(root)?;
+
+    let mut tests = cargo();
+    tests
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("SEAMLESS_TEST_VENV", &venv)
+        .env("SEAMLESS_TEST_REQUIRE_SERVICES", "1");
+    eprintln!(
+        "xtask: == cargo test --workspace (services from {})",
+        venv.display()
+    );
+    let status = run_in_own_group(tests)?;
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` as the leader of a new process group and, once it has exited, kills whatever is
+/// left in that group: a safety net so that no service started by a test outlives the run.
+fn run_in_own_group(mut cmd: Command) -> Result<std::process::ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let mut child = cmd.spawn().context("could not start cargo test")?;
+    let pgid = child.id() as libc::pid_t;
+    let status = child.wait().context("waiting for cargo test")?;
+    // SAFETY: kill(2) on the process group we created; ESRCH (nothing left) is fine.
+    let leftover = unsafe { libc::kill(-pgid, 0) } == 0;
+    if leftover {
+        eprintln!("xtask: killing processes left behind by the tests");
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    Ok(status)
+}

@@ -82,11 +82,11 @@ impl std::fmt::Debug for ClientInner {
 
 /// Checks and normalises a base URL: `http://` or `https://`, no trailing `/`.
 pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
-    let trimmed = url.trim().trim_end_matches('/').to_string();
     let bad = |why: &str| {
         TransportError::new(TransportErrorKind::Protocol, Method::GET, url.to_string())
             .with_source(why.to_string())
     };
+    let trimmed = url.trim();
     let uri: http::Uri = trimmed.parse().map_err(|_| bad("not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
@@ -98,7 +98,7 @@ pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
     if uri.query().is_some() {
         return Err(bad("a base URL cannot have a query string"));
     }
-    Ok(trimmed)
+    Ok(trimmed.trim_end_matches('/').to_string())
 }
 
 impl RemoteClient {

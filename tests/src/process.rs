@@ -1,0 +1,170 @@
+//! Child processes that are always stopped, free loopback ports, and health polling.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound once and released; the caller starts its server on it).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A running child process, stopped when dropped (SIGTERM, then SIGKILL after a grace period),
+/// also when the test fails. Its stdout and stderr go to a log file.
+pub struct ServiceProcess {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Spawns `command` with its output appended to `log`. The child gets SIGKILL if the thread
+    /// that started it dies without cleaning up (PR_SET_PDEATHSIG), as a last resort.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self, String> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(ServiceProcess {
+            name: name.to_string(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process still runs.
+    pub fn is_alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process: SIGTERM, up to 5 s of grace, then SIGKILL.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{}: no exit 5 s after SIGTERM, sending SIGKILL", self.name);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One blocking `GET path` with `Connection: close`; returns the status code.
+/// (Deliberately independent of the code under test.)
+pub fn raw_get_status(addr: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Polls `GET /healthcheck` every 100 ms until it answers 200, the process dies, or `limit`
+/// passes. On failure the error quotes the end of the log.
+pub fn wait_healthy(
+    process: &mut ServiceProcess,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        if !process.is_alive() {
+            return Err(format!(
+                "{} exited during start-up; log tail:\n{}",
+                process.name,
+                process.log_tail(20)
+            ));
+        }
+        if raw_get_status(addr, "/healthcheck", Duration::from_secs(2)) == Some(200) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "{} not healthy on {addr} after {limit:?}; log tail:\n{}",
+                process.name,
+                process.log_tail(20)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

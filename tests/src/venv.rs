@@ -1,0 +1,50 @@
+//! Locating the harness virtualenv.
+//!
+//! `cargo xtask test` creates it (once per set of pinned versions) at
+//! `target/seamless-venv` and runs the tests with `SEAMLESS_TEST_VENV` pointing at it and
+//! `SEAMLESS_TEST_REQUIRE_SERVICES=1`, so that a service that cannot start fails the test.
+//! A plain `cargo test` without the virtualenv skips the service tests with a message.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable with the virtualenv path.
+pub const VENV_ENV: &str = "SEAMLESS_TEST_VENV";
+/// Environment variable that turns a missing service into a failure.
+pub const REQUIRE_ENV: &str = "SEAMLESS_TEST_REQUIRE_SERVICES";
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// The virtualenv directory: `$SEAMLESS_TEST_VENV`, else `<workspace>/target/seamless-venv`.
+pub fn venv_dir() -> PathBuf {
+    match std::env::var_os(VENV_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => workspace_root().join("target").join("seamless-venv"),
+    }
+}
+
+/// Whether services are required (a service that cannot start fails the test).
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The path of a console script of the virtualenv, if it exists.
+pub fn bin(name: &str) -> Result<PathBuf, String> {
+    let path = venv_dir().join("bin").join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found (run `cargo xtask test`, which creates the virtualenv)",
+            path.display()
+        ))
+    }
+}
+
+/// The virtualenv's Python interpreter.
+pub fn python() -> Result<PathBuf, String> {
+    bin("python")
+}
