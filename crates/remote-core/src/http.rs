@@ -106,29 +106,6 @@ impl RequestBody {
     }
 }
 
-/// Reports an exact size hint so that hyper sends `Content-Length` rather than chunks.
-struct ExactLen {
-    inner: BoxBody,
-    len: u64,
-}
-
-impl Body for ExactLen {
-    type Data = Bytes;
-    type Error = BoxError;
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
 /// One request: method, path below the client's base URL, headers, body, timeouts.
 #[derive(Debug, Clone)]
 pub struct RequestSpec {
@@ -300,7 +277,7 @@ impl HttpPool {
             return Err(err(TransportErrorKind::Protocol)
                 .with_source("https:// URLs need the `tls` feature of seamless-remote-core"));
         }
-        let (body, content_type) = spec
+        let (body, exact_len, content_type) = spec
             .body
             .build()
             .map_err(|e| err(TransportErrorKind::Protocol).with_source(e))?;
@@ -308,6 +285,7 @@ impl HttpPool {
         let activity = Arc::new(AtomicU64::new(0));
         let body = Tracked {
             inner: body,
+            exact_len,
             start,
             activity: activity.clone(),
         }
@@ -376,9 +354,11 @@ impl HttpPool {
 }
 
 /// Records when the request body last made progress, so that the idle-read clock does not run
-/// while a large upload is still being taken by the server.
+/// while a large upload is still being taken by the server. A known exact length is reported as
+/// the size hint, so that hyper sends `Content-Length` rather than chunks.
 struct Tracked {
     inner: BoxBody,
+    exact_len: Option<u64>,
     start: Instant,
     activity: Arc<AtomicU64>,
 }
@@ -398,7 +378,10 @@ impl Body for Tracked {
         poll
     }
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.exact_len {
+            Some(n) => SizeHint::with_exact(n),
+            None => self.inner.size_hint(),
+        }
     }
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
