@@ -81,27 +81,16 @@ impl RequestBody {
         }
     }
 
-    fn build(&self) -> Result<(BoxBody, Option<&'static str>), std::io::Error> {
+    /// Builds the body for one attempt: the body, its exact length if known, its content type.
+    fn build(&self) -> Result<(BoxBody, Option<u64>, Option<&'static str>), std::io::Error> {
         Ok(match self {
-            RequestBody::Empty => (Empty::new().map_err(|e| match e {}).boxed(), None),
+            RequestBody::Empty => (Empty::new().map_err(|e| match e {}).boxed(), None, None),
             RequestBody::Bytes { data, content_type } => (
                 Full::new(data.clone()).map_err(|e| match e {}).boxed(),
+                None,
                 *content_type,
             ),
-            RequestBody::Stream { len, make } => {
-                let body = make()?;
-                match len {
-                    Some(n) => (
-                        ExactLen {
-                            inner: body,
-                            len: *n,
-                        }
-                        .boxed(),
-                        None,
-                    ),
-                    None => (body, None),
-                }
-            }
+            RequestBody::Stream { len, make } => (make()?, *len, None),
         })
     }
 }
