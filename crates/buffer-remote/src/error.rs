@@ -1,0 +1,124 @@
+//! The buffer crate's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use seamless_remote_core::retry::{Disposition, Retryable};
+use seamless_remote_core::{Checksum, ChecksumError, TransportError};
+
+/// Why a buffer operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    /// The HTTP exchange failed (connect, timeout, interrupted, unexpected status...).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+
+    /// The bytes received do not hash to the requested checksum (after one re-fetch).
+    #[error("integrity error: {source_name} returned a buffer whose SHA-256 is {got}, not the requested {checksum}; the buffer was discarded")]
+    Integrity {
+        /// The requested checksum.
+        checksum: Checksum,
+        /// What was received.
+        got: Checksum,
+        /// Where it came from (URL or path).
+        source_name: String,
+    },
+
+    /// The server answered something that is not the expected JSON.
+    #[error("malformed answer from {url}: {detail}")]
+    Malformed {
+        /// The request URL.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A write or promise on a read-only client or server.
+    #[error("cannot {action} {checksum}: {target} is read-only")]
+    ReadOnly {
+        /// `write` or `promise`.
+        action: &'static str,
+        /// The checksum.
+        checksum: Checksum,
+        /// The client's URL or name.
+        target: String,
+    },
+
+    /// The server refused an upload because the body does not match the checksum.
+    #[error("{url} rejected the upload of {checksum}: the data does not have this checksum (HTTP 400 Incorrect checksum)")]
+    IncorrectChecksum {
+        /// The checksum.
+        checksum: Checksum,
+        /// The request URL.
+        url: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done (`reading`, `writing`, ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// A transfer into a caller's writer broke after bytes were written: it cannot be retried.
+    #[error("download of {checksum} from {url} broke after {written} bytes were written to the output; the output is incomplete: {source}")]
+    Partial {
+        /// The checksum.
+        checksum: Checksum,
+        /// The URL.
+        url: String,
+        /// Bytes already written.
+        written: u64,
+        /// The cause.
+        source: Box<BufferError>,
+    },
+
+    /// A checksum string was invalid.
+    #[error(transparent)]
+    InvalidChecksum(#[from] ChecksumError),
+
+    /// An activation or definition problem (unknown extern client, redundant client...).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl BufferError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        BufferError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this is an integrity failure (bytes that do not match their checksum).
+    pub fn is_integrity(&self) -> bool {
+        match self {
+            BufferError::Integrity { .. } => true,
+            BufferError::Partial { source, .. } => source.is_integrity(),
+            _ => false,
+        }
+    }
+}
+
+impl Retryable for BufferError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            BufferError::Transport(e) => e.disposition(),
+            _ => Disposition::Definite,
+        }
+    }
+    fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
+        if let BufferError::Transport(e) = self {
+            e.set_attempts(attempts, elapsed);
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! The buffer activation API: which stores the current stage reads from and writes to, and the
+//! functions the rest of Seamless calls.
+//!
+//! [`BufferRemote`] holds the defined clients (extern and launched) and the active set
+//! ([`ActiveBuffers`]): read folders, read servers, write servers. The active set is a cheap,
+//! clonable value: hold it and pass it around, or use the process-wide default through the
+//! module-level functions ([`get_buffer`], [`write_buffer`], ...), which mirror the reference's
+//! `seamless_remote.buffer_remote`.
+//!
+//! Activation rules (as the reference's `activate`): the main launched client (unless `no_main`)
+//! is a read server, a read folder when it runs on this machine, and a write server unless
+//! `readonly`; extra launched clients likewise (read-only unless they say otherwise; one that
+//! repeats a key is a redundancy error, a read-only one shadowed by the read-write client of the
+//! same key is skipped); extern clients are read folders (directory), read servers (URL) and
+//! write servers (URL, not read-only).
+//!
+//! Unlike the reference: a source that fails is skipped and the next one tried (reads), writes
+//! and promises go to every write server concurrently, and trivial checksums never need a store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, RwLock};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use seamless_remote_core::Checksum;
+
+use crate::client::BufferClient;
+use crate::error::BufferError;
+use crate::folder::BufferFolder;
+use crate::trivial::trivial_buffer;
+use crate::BufferLength;
+
+/// The stage a launched client belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Selection {
+    /// Cluster name.
+    pub cluster: String,
+    /// Project name.
+    pub project: String,
+    /// Subproject, if any.
+    pub subproject: Option<String>,
+    /// Stage, if any.
+    pub stage: Option<String>,
+}
+
+/// A launched client's key: read-only or not, and its stage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LaunchKey {
+    /// Read-only (`ro` mode) or read-write.
+    pub readonly: bool,
+    /// The stage.
+    pub selection: Selection,
+}
+
+/// A launched hashserver: its client, and its buffer directory when it runs on this machine.
+#[derive(Debug, Clone)]
+pub struct LaunchedBuffer {
+    /// The HTTP client (its URL comes from the launcher).
+    pub client: BufferClient,
+    /// The server's directory, read directly when the server is local.
+    pub folder: Option<BufferFolder>,
+}
+
+/// Produces launched clients (the seam the launcher fills).
+pub trait BufferLauncher: Send + Sync {
+    /// The launched client for `key` (launching nothing yet: that happens on first use).
+    fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError>;
+}
+
+/// An extra launched client for [`ActivateOptions`]; missing fields default to the main stage.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraLaunched {
+    /// Read-only (default true).
+    pub readonly: Option<bool>,
+    /// Cluster.
+    pub cluster: Option<String>,
+    /// Project.
+    pub project: Option<String>,
+    /// Subproject.
+    pub subproject: Option<Option<String>>,
+    /// Stage.
+    pub stage: Option<Option<String>>,
+}
+
+/// An extern client definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternSpec {
+    /// A hashserver at a URL.
+    Hashserver {
+        /// Its URL.
+        url: String,
+        /// Whether writes and promises are refused.
+        readonly: bool,
+    },
+    /// A buffer directory (always read-only).
+    Bufferfolder {
+        /// The directory.
+        directory: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum ExternClient {
+    Server(BufferClient),
+    Folder(BufferFolder),
+}
+
+/// What [`BufferRemote::inspect_extern_clients`] reports (the reference's fields).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExternClientInfo {
+    /// The name.
+    pub name: String,
+    /// Read-only.
+    pub readonly: bool,
+    /// URL, for a hashserver.
+    pub url: Option<String>,
+    /// Directory, for a buffer folder.
+    pub directory: Option<String>,
+}
+
+/// Options of [`BufferRemote::activate`].
+#[derive(Debug, Clone, Default)]
+pub struct ActivateOptions {
+    /// Activate read-only (no write servers from launched clients).
+    pub readonly: bool,
+    /// The main stage; `None` is the reference's `no_main=True`.
+    pub main: Option<Selection>,
+    /// Extra launched clients.
+    pub extra_launched_clients: Vec<ExtraLaunched>,
+    /// Names of extern clients to activate.
+    pub extern_clients: Vec<String>,
+}
+
+/// The active stores: a cheap, clonable value.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveBuffers {
+    read_folders: Vec<BufferFolder>,
+    read_servers: Vec<BufferClient>,
+    write_servers: Vec<BufferClient>,
+}
+
+/// The defined clients and the active set.
+#[derive(Default)]
+pub struct BufferRemote {
+    extern_clients: BTreeMap<String, ExternClient>,
+    launched: HashMap<LaunchKey, LaunchedBuffer>,
+    launcher: Option<Arc<dyn BufferLauncher>>,
+    active: ActiveBuffers,
+}
+
+impl std::fmt::Debug for BufferRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferRemote")
+            .field(
+                "extern_clients",
+                &self.extern_clients.keys().collect::<Vec<_>>(),
+            )
+            .field("launched", &self.launched.len())
+            .field("active", &self.active)
+            .finish()
+    }
+}
+
+impl BufferRemote {
+    /// No clients, nothing active.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets what produces launched clients.
+    pub fn set_launcher(&mut self, launcher: Arc<dyn BufferLauncher>) {
+        self.launcher = Some(launcher);
+    }
+
+    /// Defines (or redefines) an extern client.
+    pub fn define_extern_client(
+        &mut self,
+        name: &str,
+        spec: ExternSpec,
+    ) -> Result<(), BufferError> {
+        let client = match spec {
+            ExternSpec::Hashserver { url, readonly } => {
+                ExternClient::Server(BufferClient::new(&url, readonly)?)
+            }
+            ExternSpec::Bufferfolder { directory } => {
+                ExternClient::Folder(BufferFolder::new(directory))
+            }
+        };
+        self.extern_clients.insert(name.to_string(), client);
+        Ok(())
+    }
+
+    /// Defines the launched client of a key (normally done on demand through the launcher).
+    pub fn define_launched_client(&mut self, key: LaunchKey, launched: LaunchedBuffer) {
+        self.launched.insert(key, launched);
+    }
+
+    fn launched_for(&mut self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError> {
+        if let Some(l) = self.launched.get(key) {
+            return Ok(l.clone());
+        }
+        let launcher = self.launcher.clone().ok_or_else(|| {
+            BufferError::Config(format!(
+                "no launched hashserver is defined for cluster '{}', project '{}' and no launcher is configured",
+                key.selection.cluster, key.selection.project
+            ))
+        })?;
+        let launched = launcher.launched_client(key)?;
+        self.launched.insert(key.clone(), launched.clone());
+        Ok(launched)
+    }
+
+    /// Computes and installs the active set (see the module docs for the rules).
+    pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), BufferError> {
+        let mut active = ActiveBuffers::default();
+        let mut keys: Vec<LaunchKey> = Vec::new();
+        let add_launched = |active: &mut ActiveBuffers, l: LaunchedBuffer, readonly: bool| {
+            if let Some(folder) = l.folder.clone() {
+                active.read_folders.push(folder);
+            }
+            if !readonly {
+                active.write_servers.push(l.client.clone());
+            }
+            active.read_servers.push(l.client);
+        };
+        if let Some(main) = &options.main {
+            let key = LaunchKey {
+                readonly: options.readonly,
+                selection: main.clone(),
+            };
+            let l = self.launched_for(&key)?;
+            add_launched(&mut active, l, options.readonly);
+            keys.push(key);
+        }
+        for extra in &options.extra_launched_clients {
+            let main = options.main.as_ref();
+            let missing = |what: &str| {
+                BufferError::Config(format!(
+                    "extra launched client {extra:?} has no {what}, and there is no main stage to take it from"
+                ))
+            };
+            let selection = Selection {
+                cluster: extra
+                    .cluster
+                    .clone()
+                    .or_else(|| main.map(|m| m.cluster.clone()))
+                    .ok_or_else(|| missing("cluster"))?,
+                project: extra
+                    .project
+                    .clone()
+                    .or_else(|| main.map(|m| m.project.clone()))
+                    .ok_or_else(|| missing("project"))?,
+                subproject: extra
+                    .subproject
+                    .clone()
+                    .unwrap_or_else(|| main.and_then(|m| m.subproject.clone())),
+                stage: extra
+                    .stage
+                    .clone()
+                    .unwrap_or_else(|| main.and_then(|m| m.stage.clone())),
+            };
+            let readonly = extra.readonly.unwrap_or(true);
+            let key = LaunchKey {
+                readonly,
+                selection: selection.clone(),
+            };
+            if keys.contains(&key) {
+                return Err(BufferError::Config(format!(
+                    "redundant extra launched client: {extra:?} is already active"
+                )));
+            }
+            let rw_key = LaunchKey {
+                readonly: false,
+                selection,
+            };
+            if keys.contains(&rw_key) {
+                continue;
+            }
+            let l = self.launched_for(&key)?;
+            add_launched(&mut active, l, readonly);
+            keys.push(key);
+        }
+        for name in &options.extern_clients {
+            match self.extern_clients.get(name) {
+                None => {
+                    return Err(BufferError::Config(format!(
+                        "unknown extern buffer client '{name}' (define it first)"
+                    )))
+                }
+                Some(ExternClient::Folder(f)) => active.read_folders.push(f.clone()),
+                Some(ExternClient::Server(c)) => {
+                    active.read_servers.push(c.clone());
+                    if !c.readonly() {
+                        active.write_servers.push(c.clone());
+                    }
+                }
+            }
+        }
+        self.active = active;
+        Ok(())
+    }
+
+    /// Deactivates every store.
+    pub fn deactivate(&mut self) {
+        self.active = ActiveBuffers::default();
+    }
+
+    /// The active set.
+    pub fn active(&self) -> ActiveBuffers {
+        self.active.clone()
+    }
+
+    /// The extern clients, with the reference's fields.
+    pub fn inspect_extern_clients(&self) -> Vec<ExternClientInfo> {
+        self.extern_clients
+            .iter()
+            .map(|(name, c)| match c {
+                ExternClient::Server(s) => ExternClientInfo {
+                    name: name.clone(),
+                    readonly: s.readonly(),
+                    url: s.url(),
+                    directory: None,
+                },
+                ExternClient::Folder(f) => ExternClientInfo {
+                    name: name.clone(),
+                    readonly: true,
+                    url: None,
+                    directory: Some(f.directory().display().to_string()),
+                },
+            })
+            .collect()
+    }
+}
+
+impl ActiveBuffers {
+    /// An active set from explicit stores (for programs that manage their own clients).
+    pub fn new(
+        read_folders: Vec<BufferFolder>,
+        read_servers: Vec<BufferClient>,
+        write_servers: Vec<BufferClient>,
+    ) -> Self {
+        ActiveBuffers {
+            read_folders,
+            read_servers,
+            write_servers,
+        }
+    }
+
+    /// Whether a write server is active.
+    pub fn has_write_server(&self) -> bool {
+        !self.write_servers.is_empty()
+    }
+
+    /// Whether a read server is active.
+    pub fn has_read_server(&self) -> bool {
+        !self.read_servers.is_empty()
+    }
+
+    /// Whether any store (folder or server) is active for reading.
+    pub fn has_any_read_source(&self) -> bool {
+        !self.read_servers.is_empty() || !self.read_folders.is_empty()
+    }
+
+    /// The read folders, in order.
+    pub fn read_folders(&self) -> &[BufferFolder] {
+        &self.read_folders
+    }
+
+    /// The read servers, in order.
+    pub fn read_servers(&self) -> &[BufferClient] {
+        &self.read_servers
+    }
+
+    /// The write servers.
+    pub fn write_servers(&self) -> &[BufferClient] {
+        &self.write_servers
+    }
+
+    /// Finds a buffer: trivial checksums first, then the read folders, then the read servers, in
+    /// order. A source that fails (dead server, corrupt copy) is skipped with a warning; if no
+    /// source has the buffer and one failed, that failure is returned (the buffer may be there).
+    pub async fn get_buffer(&self, checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
+        if let Some(b) = trivial_buffer(checksum) {
+            return Ok(Some(b));
+        }
+        let mut first_failure = None;
+        for folder in &self.read_folders {
+            match folder.get(checksum).await {
+                Ok(Some(b)) => return Ok(Some(b)),
+                Ok(None) => {}
+                Err(e) => note_failure(&mut first_failure, e),
+            }
+        }
+        for server in &self.read_servers {
+            match server.get(checksum).await {
+                Ok(Some(b)) => return Ok(Some(b)),
+                Ok(None) => {}
+                Err(e) => note_failure(&mut first_failure, e),
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    /// As [`ActiveBuffers::get_buffer`], streamed into the file `path` (verified, renamed into
+    /// place; nothing left behind on failure). Returns the length, or `None` if found nowhere.
+    pub async fn get_buffer_to_file(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+    ) -> Result<Option<u64>, BufferError> {
+        if let Some(b) = trivial_buffer(checksum) {
+            let len = b.len() as u64;
+            write_file_atomically(path, &b).await?;
+            return Ok(Some(len));
+        }
+        let mut first_failure = None;
+        for folder in &self.read_folders {
+            match folder.get_to_file(checksum, path).await {
+                Ok(Some(n)) => return Ok(Some(n)),
+                Ok(None) => {}
+                Err(e) => note_failure(&mut first_failure, e),
+            }
+        }
+        for server in &self.read_servers {
+            match server.get_to_file(checksum, path).await {
+                Ok(Some(n)) => return Ok(Some(n)),
+                Ok(None) => {}
+                Err(e) => note_failure(&mut first_failure, e),
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    /// The length of each buffer: folders first, then servers, each asked only about what is
+    /// still unknown. Failing sources are skipped with a warning.
+    pub async fn get_buffer_lengths(&self, checksums: &[Checksum]) -> Vec<BufferLength> {
+        let mut result: Vec<BufferLength> = checksums
+            .iter()
+            .map(|cs| match trivial_buffer(cs) {
+                Some(b) => BufferLength::Known(b.len() as u64),
+                None => BufferLength::Absent,
+            })
+            .collect();
+        let pending = |result: &[BufferLength]| -> Vec<usize> {
+            result
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.bytes().is_none())
+                .map(|(i, _)| i)
+                .collect()
+        };
+        for folder in &self.read_folders {
+            let todo = pending(&result);
+            if todo.is_empty() {
+                return result;
+            }
+            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
+            merge_lengths(&mut result, &todo, folder.buffer_lengths(&asked).await);
+        }
+        for server in &self.read_servers {
+            let todo = pending(&result);
+            if todo.is_empty() {
+                return result;
+            }
+            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
+            match server.buffer_lengths(&asked).await {
+                Ok(lengths) => merge_lengths(&mut result, &todo, lengths),
+                Err(e) => tracing::warn!(error = %e, "buffer server skipped for buffer lengths"),
+            }
+        }
+        result
+    }
+
+    /// Whether each buffer is present (or promised) anywhere: trivial ones always; a zero-length
+    /// buffer is present. Failing sources are skipped with a warning.
+    pub async fn has_buffers(&self, checksums: &[Checksum]) -> Vec<bool> {
+        let mut result: Vec<bool> = checksums
+            .iter()
+            .map(|cs| trivial_buffer(cs).is_some())
+            .collect();
+        let pending = |result: &[bool]| -> Vec<usize> {
+            result
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !**p)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        for folder in &self.read_folders {
+            let todo = pending(&result);
+            if todo.is_empty() {
+                return result;
+            }
+            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
+            for (i, present) in todo.iter().zip(folder.has(&asked).await) {
+                result[*i] |= present;
+            }
+        }
+        for server in &self.read_servers {
+            let todo = pending(&result);
+            if todo.is_empty() {
+                return result;
+            }
+            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
+            match server.has(&asked).await {
+                Ok(answer) => {
+                    for (i, present) in todo.iter().zip(answer) {
+                        result[*i] |= present;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "buffer server skipped for has_buffers"),
+            }
+        }
+        result
+    }
+
+    /// Promises the buffer to every write server, concurrently. Every server is tried; the
+    /// first failure (if any) is returned.
+    pub async fn promise(&self, checksum: &Checksum) -> Result<(), BufferError> {
+        let results = join_all(self.write_servers.iter().map(|s| s.promise(checksum))).await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    }
+
+    /// Writes the buffer to every write server, concurrently. Returns whether it was written
+    /// (false when there is no write server). Every server is tried; if one fails, the first
+    /// failure is returned (the others still got the buffer).
+    pub async fn write_buffer(
+        &self,
+        checksum: &Checksum,
+        buffer: Bytes,
+    ) -> Result<bool, BufferError> {
+        if self.write_servers.is_empty() {
+            return Ok(false);
+        }
+        let results = join_all(
+            self.write_servers
+                .iter()
+                .map(|s| s.write(checksum, buffer.clone())),
+        )
+        .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|_| true)
+    }
+}
+
+fn note_failure(first: &mut Option<BufferError>, e: BufferError) {
+    tracing::warn!(error = %e, "buffer source skipped");
+    first.get_or_insert(e);
+}
+
+fn merge_lengths(result: &mut [BufferLength], todo: &[usize], lengths: Vec<BufferLength>) {
+    for (i, l) in todo.iter().zip(lengths) {
+        if l.bytes().is_some() || (l == BufferLength::Unknown && result[*i] == BufferLength::Absent)
+        {
+            result[*i] = l;
+        }
+    }
+}
+
+async fn write_file_atomically(path: &Path, data: &Bytes) -> Result<(), BufferError> {
+    let mut sink = crate::stream::FileSink::create(path)
+        .map_err(|e| BufferError::io("creating a temporary file for", path, e))?;
+    crate::stream::Sink::write(&mut sink, data)
+        .await
+        .map_err(|e| BufferError::io("writing", path, e))?;
+    sink.commit()
+        .await
+        .map_err(|e| BufferError::io("writing", path, e))
+}
+
+static GLOBAL: LazyLock<RwLock<BufferRemote>> = LazyLock::new(|| RwLock::new(BufferRemote::new()));
+
+/// The process-wide buffer activation state.
+pub fn global() -> &'static RwLock<BufferRemote> {
+    &GLOBAL
+}
+
+fn with_global<T>(f: impl FnOnce(&mut BufferRemote) -> T) -> T {
+    let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
+    f(&mut g)
+}
+
+/// The process-wide active set.
+pub fn active() -> ActiveBuffers {
+    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
+}
+
+/// Defines an extern client in the process-wide state.
+pub fn define_extern_client(name: &str, spec: ExternSpec) -> Result<(), BufferError> {
+    with_global(|g| g.define_extern_client(name, spec))
+}
+
+/// Defines a launched client in the process-wide state.
+pub fn define_launched_client(key: LaunchKey, launched: LaunchedBuffer) {
+    with_global(|g| g.define_launched_client(key, launched))
+}
+
+/// Sets the launcher of the process-wide state.
+pub fn set_launcher(launcher: Arc<dyn BufferLauncher>) {
+    with_global(|g| g.set_launcher(launcher))
+}
+
+/// Activates the process-wide state.
+pub fn activate(options: &ActivateOptions) -> Result<(), BufferError> {
+    with_global(|g| g.activate(options))
+}
+
+/// Deactivates the process-wide state.
+pub fn deactivate() {
+    with_global(BufferRemote::deactivate)
+}
+
+/// The process-wide extern clients.
+pub fn inspect_extern_clients() -> Vec<ExternClientInfo> {
+    GLOBAL
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .inspect_extern_clients()
+}
+
+/// Whether the process-wide state has a write server.
+pub fn has_write_server() -> bool {
+    active().has_write_server()
+}
+
+/// Whether the process-wide state has a read server.
+pub fn has_read_server() -> bool {
+    active().has_read_server()
+}
+
+/// [`ActiveBuffers::get_buffer`] on the process-wide state.
+pub async fn get_buffer(checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
+    active().get_buffer(checksum).await
+}
+
+/// [`ActiveBuffers::get_buffer_lengths`] on the process-wide state.
+pub async fn get_buffer_lengths(checksums: &[Checksum]) -> Vec<BufferLength> {
+    active().get_buffer_lengths(checksums).await
+}
+
+/// [`ActiveBuffers::has_buffers`] on the process-wide state.
+pub async fn has_buffers(checksums: &[Checksum]) -> Vec<bool> {
+    active().has_buffers(checksums).await
+}
+
+/// [`ActiveBuffers::promise`] on the process-wide state.
+pub async fn promise(checksum: &Checksum) -> Result<(), BufferError> {
+    active().promise(checksum).await
+}
+
+/// [`ActiveBuffers::write_buffer`] on the process-wide state.
+pub async fn write_buffer(checksum: &Checksum, buffer: Bytes) -> Result<bool, BufferError> {
+    active().write_buffer(checksum, buffer).await
+}

@@ -1,0 +1,384 @@
+//! The receive pipeline shared by the HTTP and folder clients: decode (zstd, gzip), hash, and
+//! hand the bytes to a sink, chunk by chunk, with memory bounded whatever the buffer size.
+//!
+//! Large buffers are hashed on a separate thread ([`Verifier`]), so that receiving (or reading)
+//! and hashing overlap.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use seamless_remote_core::{Checksum, ChecksumHasher};
+use tokio::io::{AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+
+/// How a stored or transmitted buffer is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Raw bytes.
+    Identity,
+    /// zstd frame(s).
+    Zstd,
+    /// gzip.
+    Gzip,
+}
+
+impl Encoding {
+    /// From a `Content-Encoding` header value (absent = identity). Unknown encodings are errors.
+    pub fn from_header(value: Option<&str>) -> Result<Self, String> {
+        match value.map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(Encoding::Identity),
+            Some(v) if v.is_empty() || v == "identity" => Ok(Encoding::Identity),
+            Some(v) if v == "zstd" => Ok(Encoding::Zstd),
+            Some(v) if v == "gzip" || v == "x-gzip" => Ok(Encoding::Gzip),
+            Some(v) => Err(format!("unsupported Content-Encoding {v:?}")),
+        }
+    }
+}
+
+/// A streaming decoder: compressed chunks in, decoded bytes out.
+pub(crate) enum Decoder {
+    Identity,
+    Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+}
+
+impl Decoder {
+    pub(crate) fn new(encoding: Encoding) -> std::io::Result<Self> {
+        Ok(match encoding {
+            Encoding::Identity => Decoder::Identity,
+            Encoding::Zstd => {
+                Decoder::Zstd(Box::new(zstd::stream::write::Decoder::new(Vec::new())?))
+            }
+            Encoding::Gzip => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+        })
+    }
+
+    /// Feeds compressed bytes; returns the decoded bytes available now.
+    pub(crate) fn push(&mut self, chunk: Bytes) -> std::io::Result<Bytes> {
+        match self {
+            Decoder::Identity => Ok(chunk),
+            Decoder::Zstd(d) => {
+                d.write_all(&chunk)?;
+                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            }
+            Decoder::Gzip(d) => {
+                d.write_all(&chunk)?;
+                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            }
+        }
+    }
+
+    /// Ends the stream; returns the last decoded bytes. A truncated stream is an error.
+    pub(crate) fn finish(self) -> std::io::Result<Bytes> {
+        match self {
+            Decoder::Identity => Ok(Bytes::new()),
+            Decoder::Zstd(mut d) => {
+                d.flush()?;
+                let out = std::mem::take(d.get_mut());
+                Ok(Bytes::from(out))
+            }
+            Decoder::Gzip(mut d) => {
+                d.try_finish()?;
+                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            }
+        }
+    }
+}
+
+/// Buffers at least this large (or of unknown size) are hashed on a separate thread.
+const THREAD_HASH_THRESHOLD: u64 = 4 << 20;
+
+/// Hashes a stream of chunks, inline for small buffers and on a separate thread for large ones.
+pub(crate) enum Verifier {
+    Inline(ChecksumHasher),
+    Threaded {
+        tx: tokio::sync::mpsc::Sender<Bytes>,
+        done: tokio::sync::oneshot::Receiver<Checksum>,
+    },
+}
+
+impl Verifier {
+    pub(crate) fn new(size_hint: Option<u64>) -> Self {
+        if size_hint.is_some_and(|n| n < THREAD_HASH_THRESHOLD) {
+            return Verifier::Inline(ChecksumHasher::new());
+        }
+        // 32 chunks in flight bound the memory held for hashing (chunks are shared, not copied).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut hasher = ChecksumHasher::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            let _ = done_tx.send(hasher.finalize());
+        });
+        Verifier::Threaded { tx, done }
+    }
+
+    pub(crate) async fn update(&mut self, chunk: &Bytes) {
+        match self {
+            Verifier::Inline(h) => h.update(chunk),
+            Verifier::Threaded { tx, .. } => {
+                // The thread only stops when the sender is dropped, so this cannot fail.
+                let _ = tx.send(chunk.clone()).await;
+            }
+        }
+    }
+
+    pub(crate) async fn finish(self) -> Option<Checksum> {
+        match self {
+            Verifier::Inline(h) => Some(h.finalize()),
+            Verifier::Threaded { tx, done } => {
+                drop(tx);
+                done.await.ok()
+            }
+        }
+    }
+}
+
+/// Where [`pump`] takes its chunks from.
+pub(crate) trait ChunkSource {
+    type Error;
+    /// The next chunk, or `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, Self::Error>;
+}
+
+impl ChunkSource for seamless_remote_core::Response {
+    type Error = seamless_remote_core::TransportError;
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, Self::Error> {
+        self.chunk().await
+    }
+}
+
+/// Reads a file in 256 KiB chunks.
+pub(crate) struct FileSource(pub(crate) tokio::fs::File);
+
+impl ChunkSource for FileSource {
+    type Error = std::io::Error;
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = BytesMut::with_capacity(256 * 1024);
+        while buf.len() < buf.capacity() {
+            if self.0.read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        Ok(if buf.is_empty() {
+            None
+        } else {
+            Some(buf.freeze())
+        })
+    }
+}
+
+/// Why [`pump`] failed.
+pub(crate) enum PumpError<E> {
+    /// The source failed.
+    Source(E),
+    /// The bytes could not be decoded.
+    Decode(std::io::Error),
+    /// The sink could not take the bytes.
+    Sink(std::io::Error),
+}
+
+/// Moves a buffer from a chunk source through the decoder and the verifier into `sink`; returns
+/// the checksum of the decoded bytes. Only one chunk (and its decoded form) is held at a time,
+/// plus the verifier's bounded queue.
+pub(crate) async fn pump<C, S>(
+    encoding: Encoding,
+    size_hint: Option<u64>,
+    source: &mut C,
+    sink: &mut S,
+) -> Result<Checksum, PumpError<C::Error>>
+where
+    C: ChunkSource,
+    S: Sink + ?Sized,
+{
+    let mut decoder = Decoder::new(encoding).map_err(PumpError::Decode)?;
+    let mut verifier = Verifier::new(size_hint.filter(|_| encoding == Encoding::Identity));
+    while let Some(chunk) = source.next_chunk().await.map_err(PumpError::Source)? {
+        let decoded = decoder.push(chunk).map_err(PumpError::Decode)?;
+        if !decoded.is_empty() {
+            verifier.update(&decoded).await;
+            sink.write(&decoded).await.map_err(PumpError::Sink)?;
+        }
+    }
+    let last = decoder.finish().map_err(PumpError::Decode)?;
+    if !last.is_empty() {
+        verifier.update(&last).await;
+        sink.write(&last).await.map_err(PumpError::Sink)?;
+    }
+    verifier
+        .finish()
+        .await
+        .ok_or_else(|| PumpError::Decode(std::io::Error::other("the hashing thread stopped")))
+}
+
+/// Where received bytes go. `reset` starts over for a retry.
+pub(crate) trait Sink {
+    /// Starts over (a retry). Fails if what was written cannot be taken back.
+    async fn reset(&mut self) -> std::io::Result<()>;
+    /// Appends decoded bytes.
+    async fn write(&mut self, data: &Bytes) -> std::io::Result<()>;
+    /// Bytes written since the last reset.
+    fn written(&self) -> u64;
+}
+
+/// Collects the buffer in memory.
+#[derive(Default)]
+pub(crate) struct MemorySink(pub(crate) BytesMut);
+
+impl Sink for MemorySink {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        self.0.clear();
+        Ok(())
+    }
+    async fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+/// Streams into a caller's writer; cannot start over once a byte is written.
+pub(crate) struct WriterSink<'a, W> {
+    pub(crate) writer: &'a mut W,
+    pub(crate) written: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        if self.written == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(
+                "the output already holds part of the buffer",
+            ))
+        }
+    }
+    async fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
+        self.writer.write_all(data).await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+/// Streams into a temporary file next to the destination; renamed into place only after the
+/// checksum verified, so that a failure never leaves a partial or wrong file.
+pub(crate) struct FileSink {
+    pub(crate) temp: tempfile::NamedTempFile,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    written: u64,
+    pub(crate) dest: PathBuf,
+}
+
+impl FileSink {
+    pub(crate) fn create(dest: &Path) -> std::io::Result<Self> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(dir)?;
+        let file = tokio::fs::File::from_std(temp.reopen()?);
+        Ok(FileSink {
+            temp,
+            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Flushes, syncs and renames the temporary file into place.
+    pub(crate) async fn commit(mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        self.file.get_mut().sync_all().await?;
+        self.temp
+            .persist(&self.dest)
+            .map_err(|e| e.error)
+            .map(|_| ())
+    }
+}
+
+impl Sink for FileSink {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        let f = self.file.get_mut();
+        f.set_len(0).await?;
+        f.seek(std::io::SeekFrom::Start(0)).await?;
+        self.written = 0;
+        Ok(())
+    }
+    async fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
+        self.file.write_all(data).await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_from_headers() {
+        assert_eq!(Encoding::from_header(None), Ok(Encoding::Identity));
+        assert_eq!(Encoding::from_header(Some("ZSTD")), Ok(Encoding::Zstd));
+        assert_eq!(Encoding::from_header(Some("gzip")), Ok(Encoding::Gzip));
+        assert!(Encoding::from_header(Some("br")).is_err());
+    }
+
+    #[test]
+    fn zstd_and_gzip_decode_in_chunks() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        g.write_all(&data).unwrap();
+        let g = g.finish().unwrap();
+        for (enc, comp) in [(Encoding::Zstd, z), (Encoding::Gzip, g)] {
+            let mut d = Decoder::new(enc).unwrap();
+            let mut out = Vec::new();
+            for c in comp.chunks(1000) {
+                out.extend_from_slice(&d.push(Bytes::copy_from_slice(c)).unwrap());
+            }
+            out.extend_from_slice(&d.finish().unwrap());
+            assert_eq!(out, data, "{enc:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_gzip_is_an_error() {
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        g.write_all(&[1u8; 10000]).unwrap();
+        let g = g.finish().unwrap();
+        let mut d = Decoder::new(Encoding::Gzip).unwrap();
+        let _ = d.push(Bytes::copy_from_slice(&g[..g.len() / 2]));
+        assert!(d.finish().is_err());
+    }
+
+    #[tokio::test]
+    async fn threaded_and_inline_verifiers_agree() {
+        let data = Bytes::from(vec![5u8; 10 << 20]);
+        for hint in [Some(10u64), None] {
+            let mut v = Verifier::new(hint);
+            for c in data.chunks(65536) {
+                v.update(&Bytes::copy_from_slice(c)).await;
+            }
+            assert_eq!(v.finish().await.unwrap(), Checksum::of(&data));
+        }
+    }
+}
