@@ -48,3 +48,15 @@ pub fn bin(name: &str) -> Result<PathBuf, String> {
 pub fn python() -> Result<PathBuf, String> {
     bin("python")
 }
+
+/// A command that runs one of the repository's Python driver scripts (`tests/python/NAME`)
+/// with the virtualenv's Python.
+pub fn python_script(name: &str) -> Result<std::process::Command, String> {
+    let script = workspace_root().join("tests").join("python").join(name);
+    if !script.is_file() {
+        return Err(format!("{} not found", script.display()));
+    }
+    let mut cmd = std::process::Command::new(python()?);
+    cmd.arg(script);
+    Ok(cmd)
+}

@@ -327,6 +327,28 @@ impl BufferClient {
         self.upload(checksum, RequestBody::octets(buffer)).await
     }
 
+    /// `PUT /<checksum>` with the buffer compressed by zstd (`Content-Encoding: zstd`); the
+    /// hashserver stores it compressed. Only use this when every reader of the server decodes
+    /// zstd (the Python reference needs the `backports.zstd` package for that).
+    pub async fn write_compressed(
+        &self,
+        checksum: &Checksum,
+        buffer: &[u8],
+        level: i32,
+    ) -> Result<WriteOutcome, BufferError> {
+        self.refuse_if_readonly("write", checksum)?;
+        let compressed = zstd::bulk::compress(buffer, level)
+            .map_err(|e| BufferError::io("compressing", checksum.to_hex(), e))?;
+        let body = RequestBody::Bytes {
+            data: Bytes::from(compressed),
+            content_type: Some("application/octet-stream"),
+        };
+        let spec = RequestSpec::put(format!("/{checksum}"))
+            .body(body)
+            .header(CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        self.upload_spec(checksum, spec).await
+    }
+
     /// `PUT /<checksum>` streamed from a file (re-opened for each attempt). The server verifies
     /// the checksum; a mismatch is [`BufferError::IncorrectChecksum`].
     pub async fn write_file(
@@ -362,7 +384,18 @@ impl BufferClient {
         checksum: &Checksum,
         body: RequestBody,
     ) -> Result<WriteOutcome, BufferError> {
-        let spec = RequestSpec::put(format!("/{checksum}")).body(body);
+        self.upload_spec(
+            checksum,
+            RequestSpec::put(format!("/{checksum}")).body(body),
+        )
+        .await
+    }
+
+    async fn upload_spec(
+        &self,
+        checksum: &Checksum,
+        spec: RequestSpec,
+    ) -> Result<WriteOutcome, BufferError> {
         self.remote
             .execute(|| async {
                 let response = self.remote.send(&spec).await?;
