@@ -383,3 +383,28 @@ async fn streamed_request_body_is_recreated_for_a_retry() {
         cs
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_are_capped_by_max_connections() {
+    let Some(hs) = start_hashserver() else { return };
+    let proxy = FaultProxy::start(hs.addr()).await;
+    let client = RemoteClient::with_options(
+        &proxy.url(),
+        ClientOptions {
+            max_connections: 3,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let cs = put(&client, b"many readers").await;
+    let path = format!("/{cs}");
+    let gets = (0..40).map(|_| get_ok(&client, &path));
+    for body in futures_util::future::join_all(gets).await {
+        assert_eq!(&body.unwrap()[..], b"many readers");
+    }
+    assert!(
+        proxy.max_concurrent_connections() <= 3,
+        "{} connections open at once",
+        proxy.max_concurrent_connections()
+    );
+}

@@ -4,8 +4,10 @@
 //!   virtualenv, then every unit and integration test with the real services required.
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
 //! * `cargo xtask demo`: the main job on a local default (needs the binaries; not yet).
-//! * `cargo xtask bench [buffer|database|cli|dask]`: benchmarks (not yet).
+//! * `cargo xtask bench [buffer]`: Rust vs the Python reference, side by side (`database`,
+//!   `cli`, `dask` to come).
 
+mod bench;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -41,7 +43,7 @@ fn run() -> Result<()> {
         Some("demo") => {
             bail!("`cargo xtask demo` is not available yet: the seamless-resolve/seamless-fingertip binaries are not implemented (see the CLI issue)")
         }
-        Some("bench") => bail!("`cargo xtask bench` is not available yet"),
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("-h") | Some("--help") | Some("help") | None => {
             println!("{}", usage());
             Ok(())
@@ -55,7 +57,7 @@ fn workspace_root() -> PathBuf {
     here.parent().unwrap_or(here).to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 

@@ -39,6 +39,9 @@ pub struct ClientOptions {
     pub tls: TlsOptions,
     /// The registry whose keepalive task pings this client (default: the process-wide one).
     pub registry: Option<ClientRegistry>,
+    /// At most this many requests in flight (and so connections open) at once; a response
+    /// holds its slot until its body is read or dropped (default 100, as aiohttp's pool).
+    pub max_connections: usize,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +52,7 @@ impl Default for ClientOptions {
             healthcheck: true,
             tls: TlsOptions::default(),
             registry: None,
+            max_connections: 100,
         }
     }
 }
@@ -69,6 +73,7 @@ pub(crate) struct ClientInner {
     generation: AtomicU64,
     options: ClientOptions,
     registry: ClientRegistry,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -139,6 +144,7 @@ impl RemoteClient {
             closed: AtomicBool::new(false),
             init_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            slots: Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1))),
             options,
             registry: registry.clone(),
         });
@@ -306,7 +312,10 @@ impl RemoteClient {
         let url = self.ensure_initialized().await?;
         let timeouts = spec.timeouts.unwrap_or(self.inner.options.timeouts);
         let pool = self.inner.pool();
-        let response = pool.send(&url, spec, &timeouts).await?;
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = self.inner.slots.clone().acquire_owned().await.ok();
+        let mut response = pool.send(&url, spec, &timeouts).await?;
+        response.hold(permit);
         if matches!(response.status().as_u16(), 502..=504) {
             return Err(response.into_status_error().await);
         }

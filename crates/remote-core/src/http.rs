@@ -338,6 +338,7 @@ impl HttpPool {
             deadline,
             method: spec.method.clone(),
             url,
+            permit: None,
         })
     }
 }
@@ -387,9 +388,15 @@ pub struct Response {
     deadline: Option<Instant>,
     method: Method,
     url: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Response {
+    /// Keeps a connection slot until the response is dropped.
+    pub(crate) fn hold(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
+        self.permit = permit;
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
