@@ -97,7 +97,15 @@ fn table(rows: &[Row]) -> String {
 fn bench_client(root: &Path) -> Result<PathBuf> {
     let status = crate::cargo()
         .current_dir(root)
-        .args(["build", "--release", "-q", "-p", "xtask", "--bin", "bench-client"])
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "xtask",
+            "--bin",
+            "bench-client",
+        ])
         .status()?;
     if !status.success() {
         bail!("building bench-client failed");
@@ -144,7 +152,9 @@ fn buffer(root: &Path) -> Result<()> {
     let script = root.join("xtask").join("python").join("bench_buffer.py");
     let hs = Hashserver::start(HashserverOptions::default()).map_err(|e| anyhow::anyhow!(e))?;
     let url = hs.url();
-    let tmp = tempfile::Builder::new().prefix("seamless-bench-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("seamless-bench-")
+        .tempdir()?;
     let r = |args: &[&str]| {
         let mut c = Command::new(&rust);
         c.args(args);
@@ -160,8 +170,20 @@ fn buffer(root: &Path) -> Result<()> {
     eprintln!("bench: 2000 x 4 KiB write then read (3 alternating runs each, median)");
     let (mut rs, mut ps) = (Vec::new(), Vec::new());
     for i in 0..3u32 {
-        rs.push(r(&["small", &url, "2000", "4096", &(2 * i + 1).to_string()])?);
-        ps.push(p(&["small", &url, "2000", "4096", &(2 * i + 2).to_string()])?);
+        rs.push(r(&[
+            "small",
+            &url,
+            "2000",
+            "4096",
+            &(2 * i + 1).to_string(),
+        ])?);
+        ps.push(p(&[
+            "small",
+            &url,
+            "2000",
+            "4096",
+            &(2 * i + 2).to_string(),
+        ])?);
     }
     let (rm, pm) = (median(rs), median(ps));
     let note = format!(
@@ -194,8 +216,14 @@ fn buffer(root: &Path) -> Result<()> {
     let ru = r(&["big-up", &url, fa.to_str().context("path")?])?;
     let pu = p(&["big-up", &url, fb.to_str().context("path")?])?;
     let (csa, csb) = (
-        ru.json["checksum"].as_str().context("checksum")?.to_string(),
-        pu.json["checksum"].as_str().context("checksum")?.to_string(),
+        ru.json["checksum"]
+            .as_str()
+            .context("checksum")?
+            .to_string(),
+        pu.json["checksum"]
+            .as_str()
+            .context("checksum")?
+            .to_string(),
     );
     std::fs::remove_file(&fa)?;
     std::fs::remove_file(&fb)?;

@@ -20,10 +20,17 @@ use seamless_buffer_remote::{ActiveBuffers, BufferClient};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
 
 fn client(url: &str) -> Result<BufferClient> {
-    let options = ClientOptions {
+    let mut options = ClientOptions {
         registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
         ..ClientOptions::default()
     };
+    // For experiments: BENCH_CONNECTIONS overrides the connection cap.
+    if let Some(n) = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.max_connections = n;
+    }
     Ok(BufferClient::with_options(url, false, options)?)
 }
 
@@ -77,7 +84,10 @@ async fn main() -> Result<()> {
             let out: String = arg(&args, 3, "OUT")?;
             let c = client(&url)?;
             let t = Instant::now();
-            let n = c.get_to_file(&cs, Path::new(&out)).await?.context("not found")?;
+            let n = c
+                .get_to_file(&cs, Path::new(&out))
+                .await?
+                .context("not found")?;
             serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "bytes": n})
         }
         "local-small" => local_small(arg(&args, 1, "N")?).await?,
@@ -112,7 +122,13 @@ async fn small(url: &str, n: usize, size: usize, seed: u64) -> Result<serde_json
         })
         .collect();
     let t = Instant::now();
-    for r in join_all(buffers.iter().map(|(cs, b)| active.write_buffer(cs, b.clone()))).await {
+    for r in join_all(
+        buffers
+            .iter()
+            .map(|(cs, b)| active.write_buffer(cs, b.clone())),
+    )
+    .await
+    {
         r?;
     }
     let write = t.elapsed();
@@ -127,7 +143,9 @@ async fn small(url: &str, n: usize, size: usize, seed: u64) -> Result<serde_json
         }
     }
     let read = t2.elapsed();
-    Ok(serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "write_s": write.as_secs_f64(), "read_s": read.as_secs_f64()}))
+    Ok(
+        serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "write_s": write.as_secs_f64(), "read_s": read.as_secs_f64()}),
+    )
 }
 
 async fn has(url: &str, n: usize) -> Result<serde_json::Value> {
@@ -141,7 +159,9 @@ async fn has(url: &str, n: usize) -> Result<serde_json::Value> {
     if answer.len() != n {
         bail!("wrong answer length");
     }
-    Ok(serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "present": answer.iter().filter(|p| **p).count()}))
+    Ok(
+        serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "present": answer.iter().filter(|p| **p).count()}),
+    )
 }
 
 /// A minimal HTTP/1.1 server that answers every GET with one fixed buffer: the client's own
@@ -153,7 +173,9 @@ async fn minimal_server(body: Bytes) -> Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let body = body.clone();
             tokio::spawn(async move {
@@ -163,7 +185,9 @@ async fn minimal_server(body: Bytes) -> Result<SocketAddr> {
                     } else {
                         body.clone()
                     };
-                    async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body))) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body)))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
@@ -210,7 +234,9 @@ async fn local_large(mib: usize, repeats: usize) -> Result<serde_json::Value> {
     let mut sink = tokio::io::sink();
     let t = Instant::now();
     for _ in 0..repeats {
-        c.get_to_writer(&cs, &mut sink).await?.context("not found")?;
+        c.get_to_writer(&cs, &mut sink)
+            .await?
+            .context("not found")?;
     }
     let wall = t.elapsed().as_secs_f64();
     let bytes = (mib << 20) * repeats;
