@@ -14,10 +14,14 @@
 //!   [`close_all`];
 //! * [`TransportError`]: what failed, where, after how many attempts.
 //!
+//! * [`config`]: the user's configuration (`seamless.yaml`, clusters, `SEAMLESS_REMOTE_CLIENTS`,
+//!   `SEAMLESS_CACHE`), selections and launch descriptions, as seamless-config 0.3.2 reads them.
+//!
 //! HTTPS (rustls, verified certificates) is behind the default `tls` feature.
 
 pub mod checksum;
 pub mod client;
+pub mod config;
 pub mod env;
 pub mod error;
 pub mod http;

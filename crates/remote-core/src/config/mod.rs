@@ -1,0 +1,110 @@
+//! Seamless configuration, read exactly as seamless-config 0.3.2 reads it.
+//!
+//! * [`cluster`]: the cluster schema of `~/.seamless/clusters.yaml`, `~/.seamless/clusters/*.yaml`
+//!   and inline `clusters:` commands, as typed structs (unknown keys and missing fields are errors
+//!   naming the file, the cluster and the field).
+//! * [`files`]: `seamless.yaml` / `seamless.profile.yaml`, their command language, parent
+//!   inheritance and stage blocks, and [`load`], which produces a [`Config`].
+//! * [`select`]: the current selection (`get_current`), the delegation level it implies and the
+//!   plan of activations a stage change performs.
+//! * [`launch`]: the launch descriptions of hashserver, database, jobserver and daskserver, with
+//!   their final `key` and `command` strings.
+//! * [`env`]: `SEAMLESS_REMOTE_CLIENTS` and `SEAMLESS_CACHE`.
+//!
+//! Where the reference has a bug, this module does what the user obviously meant; each case is
+//! listed in `ARCHITECTURE.md` ("Configuration: decisions").
+
+pub mod cluster;
+pub mod env;
+pub mod files;
+pub mod launch;
+pub mod select;
+
+use std::path::PathBuf;
+
+pub use cluster::{Cluster, ClusterType, Clusters};
+pub use env::{RemoteClientEntry, RemoteClients};
+pub use files::{load, LoadOptions};
+pub use launch::{Handshake, LaunchDescription, Service};
+pub use select::{Config, Current, Delegation, Execution, PlanStep, Remote};
+
+/// What is wrong with a configuration, with the file, key or variable to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML (the message has the line and column).
+    #[error("{path}: invalid YAML: {detail}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        detail: String,
+    },
+    /// A project file that is not a list of commands.
+    #[error("{path}: expected a YAML list of commands, for example:\n- project: myproject")]
+    NotAList {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A command that does not exist or has a bad argument.
+    #[error("{path}: {detail}")]
+    Command {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the command.
+        detail: String,
+    },
+    /// A cluster definition with a missing, unknown or invalid field.
+    #[error("{source_name}: cluster '{cluster}': {detail}")]
+    Cluster {
+        /// The file (or `clusters:` command) that defined it.
+        source_name: String,
+        /// The cluster.
+        cluster: String,
+        /// What is wrong, naming the field.
+        detail: String,
+    },
+    /// An invalid cluster, project, stage or substage name.
+    #[error("invalid {what} name '{value}': {why}")]
+    InvalidName {
+        /// cluster, project, subproject, stage or substage.
+        what: &'static str,
+        /// The name.
+        value: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The selection cannot do what is asked (no cluster, no project, conflicting backends...).
+    #[error("{0}")]
+    Selection(String),
+    /// `SEAMLESS_REMOTE_CLIENTS` is malformed.
+    #[error("SEAMLESS_REMOTE_CLIENTS: {0}")]
+    RemoteClients(String),
+}
+
+/// Checks a cluster, project, stage or substage name as the reference does (`--`, `STAGE-` and
+/// `/` are not allowed; a subproject may contain `/`).
+pub fn validate_name(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    let bad = |why| ConfigError::InvalidName {
+        what,
+        value: value.to_string(),
+        why,
+    };
+    if value.contains("--") {
+        return Err(bad("it cannot contain '--'"));
+    }
+    if value.contains("STAGE-") {
+        return Err(bad("it cannot contain 'STAGE-'"));
+    }
+    if what != "subproject" && value.contains('/') {
+        return Err(bad("it cannot contain '/'"));
+    }
+    Ok(())
+}
