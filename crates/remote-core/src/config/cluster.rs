@@ -154,24 +154,26 @@ pub struct Queue {
     pub target_duration: String,
     /// Maximum number of jobs.
     pub maximum_jobs: i64,
-    /// Dask `lifetime-stagger` (default `4m`).
-    #[serde(default = "default_stagger")]
-    pub lifetime_stagger: String,
+    /// Dask `lifetime-stagger`. Unset fields stay unset (the reference's dataclass defaults
+    /// never apply, because its template step passes explicit nulls); the wrapper then uses its
+    /// own default (`4m`).
+    #[serde(default)]
+    pub lifetime_stagger: Option<String>,
     /// Interactive queue.
     #[serde(default)]
-    pub interactive: bool,
+    pub interactive: Option<bool>,
     /// Whole-node jobs.
     #[serde(default)]
-    pub exclusive: bool,
+    pub exclusive: Option<bool>,
     /// Scheduler project.
     #[serde(default)]
     pub project: Option<String>,
     /// Scheduler partition.
     #[serde(default)]
     pub partition: Option<String>,
-    /// Temporary directory (default `/tmp`).
-    #[serde(default = "default_tmpdir")]
-    pub tmpdir: String,
+    /// Temporary directory (unset: the wrapper's default, `/tmp`).
+    #[serde(default)]
+    pub tmpdir: Option<String>,
     /// Worker threads.
     #[serde(default)]
     pub worker_threads: Option<i64>,
@@ -199,14 +201,6 @@ pub struct Queue {
     /// Cores requested from the scheduler.
     #[serde(default)]
     pub job_cores: Option<i64>,
-}
-
-fn default_stagger() -> String {
-    "4m".into()
-}
-
-fn default_tmpdir() -> String {
-    "/tmp".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -420,7 +414,7 @@ fn parse_queues(
             .collect();
         let queue: Queue = serde_yaml::from_value(Value::Mapping(cleaned))
             .map_err(|e| format!("queues.{name}: {e}"))?;
-        if queue.exclusive {
+        if queue.exclusive == Some(true) {
             if queue.job_cores.is_some() {
                 return Err(format!(
                     "queues.{name}: 'job_cores' must not be set in exclusive mode"
@@ -507,7 +501,7 @@ mod tests {
         assert_eq!(q["default"].maximum_jobs, 3);
         assert_eq!(q["gpu"].cores, Some(4));
         assert_eq!(q["gpu"].conda, "env");
-        assert_eq!(q["gpu"].lifetime_stagger, "4m");
+        assert_eq!(q["gpu"].lifetime_stagger, None);
         let e = parse("h:\n  type: slurm\n  frontends: [{hostname: h}]\n  queues:\n    gpu: {TEMPLATE: nope}\n").unwrap_err();
         assert!(e.to_string().contains("unknown queue 'nope'"), "{e}");
         let e = parse("h:\n  type: slurm\n  frontends: [{hostname: h}]\n  queues:\n    q: {conda: e, walltime: w, memory: m, maximum_jobs: 1, unknown_task_duration: a, target_duration: b}\n").unwrap_err();

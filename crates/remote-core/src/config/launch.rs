@@ -437,7 +437,7 @@ impl Config {
             }
         }
         let mut job_cores = q.job_cores;
-        if q.exclusive {
+        if q.exclusive == Some(true) {
             match (q.cores, kind) {
                 (Some(c), _) => job_cores = Some(c),
                 (None, ClusterType::Slurm) => {
@@ -463,11 +463,11 @@ impl Config {
             }
         };
         put("walltime", Some(json!(q.walltime)));
-        put("exclusive", Some(json!(q.exclusive)));
+        put("exclusive", q.exclusive.map(Value::from));
         put("cores", cores.map(|c| json!(c)));
         put("job_cores", job_cores.map(|c| json!(c)));
         put("memory", Some(json!(q.memory)));
-        put("tmpdir", Some(json!(q.tmpdir)));
+        put("tmpdir", q.tmpdir.clone().map(Value::from));
         put("partition", q.partition.clone().map(Value::from));
         put("resource_spec", resource_spec.map(Value::from));
         put(
@@ -490,10 +490,13 @@ impl Config {
             Some(json!(q.unknown_task_duration)),
         );
         put("target-duration", Some(json!(q.target_duration)));
-        put("lifetime-stagger", Some(json!(q.lifetime_stagger)));
+        put(
+            "lifetime-stagger",
+            q.lifetime_stagger.clone().map(Value::from),
+        );
         put("lifetime", q.lifetime.clone().map(Value::from));
         put("dask-resources", q.dask_resources.clone());
-        put("interactive", Some(json!(q.interactive)));
+        put("interactive", q.interactive.map(Value::from));
         put("maximum_jobs", Some(json!(q.maximum_jobs)));
         put("extra_dask_config", q.extra_dask_config.clone());
         put("record", Some(json!(self.record)));
