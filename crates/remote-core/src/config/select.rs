@@ -284,6 +284,25 @@ impl Config {
         Ok(steps)
     }
 
+    /// The delegation and plan of `seamless-resolve` (level 1): as the reference's resolve tool,
+    /// execution is `process` and the database is not activated, so a persistent cluster gives
+    /// buffers only, and nothing else is started.
+    pub fn resolve_plan(&self) -> Result<(Delegation, Vec<PlanStep>), ConfigError> {
+        let mut c = self.clone();
+        c.execution = Some(Execution::Process);
+        match c.delegation()? {
+            Delegation::Database => Ok((
+                Delegation::Buffers,
+                vec![
+                    PlanStep::DeactivatePureDask,
+                    PlanStep::DeactivateDaskserver,
+                    PlanStep::ActivateBuffer,
+                ],
+            )),
+            other => Ok((other, c.plan()?)),
+        }
+    }
+
     /// The reference's `_report_execution_requirements` (run by `set_stage`): records the
     /// warnings in [`Config::warnings`] and fails on contradictions.
     pub fn check_requirements(&mut self) -> Result<(), ConfigError> {
@@ -315,5 +334,62 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::cluster::RawClusters;
+
+    fn config(execution: Option<Execution>, persistent: Option<bool>) -> Config {
+        let mapping: serde_yaml::Mapping = serde_yaml::from_str(
+            "local_cluster: l\nl:\n  type: local\n  workers: 3\n  frontends:\n    - jobserver: {conda: null, network_interface: x, port_start: 1, port_end: 2}\n",
+        )
+        .unwrap();
+        let mut raw = RawClusters::default();
+        raw.update(&mapping, "test").unwrap();
+        Config {
+            clusters: raw.parse().unwrap(),
+            cluster: Some("l".into()),
+            project: Some("p".into()),
+            execution,
+            persistent,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn levels_and_plans() {
+        let c = config(Some(Execution::Process), None);
+        assert_eq!(c.delegation().unwrap(), Delegation::Database);
+        assert_eq!(c.resolve_plan().unwrap().0, Delegation::Buffers);
+        assert_eq!(
+            c.resolve_plan().unwrap().1.last(),
+            Some(&PlanStep::ActivateBuffer)
+        );
+        let c = config(None, None);
+        assert_eq!(
+            c.execution(),
+            Execution::Remote,
+            "remote by default with a cluster"
+        );
+        assert_eq!(
+            c.delegation().unwrap(),
+            Delegation::Remote(Remote::Jobserver)
+        );
+        assert_eq!(c.delegation().unwrap().level(), 3);
+        assert_eq!(c.resolve_plan().unwrap().0, Delegation::Buffers);
+        let c = config(Some(Execution::Spawn), None);
+        assert_eq!(c.plan().unwrap().last(), Some(&PlanStep::Spawn(3)));
+        let c = config(Some(Execution::Process), Some(false));
+        assert_eq!(c.delegation().unwrap(), Delegation::InProcess);
+        assert_eq!(c.resolve_plan().unwrap().0, Delegation::InProcess);
+        let none = Config::default();
+        assert!(none
+            .current()
+            .unwrap_err()
+            .to_string()
+            .contains("No cluster defined"));
     }
 }
