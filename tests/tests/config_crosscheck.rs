@@ -56,8 +56,16 @@ impl Example {
 }
 
 fn python(example: &Example, args: &[&str]) -> Option<Value> {
+    python_env(example, args, None)
+}
+
+fn python_env(example: &Example, args: &[&str], cache: Option<&Path>) -> Option<Value> {
     let cmd = seamless_tests::venv::python_script("config_dump.py");
     let mut cmd = seamless_tests::require!(cmd)?;
+    cmd.env_remove("SEAMLESS_CACHE");
+    if let Some(c) = cache {
+        cmd.env("SEAMLESS_CACHE", c);
+    }
     let out = cmd.args(args).env("HOME", example.home()).output().unwrap();
     assert!(
         out.status.success(),
@@ -269,6 +277,55 @@ fn selection_and_plans_equal_the_reference() {
         } else {
             assert_eq!(got, want, "{project}/{stage}");
         }
+    }
+}
+
+#[test]
+fn seamless_cache_mode_equals_the_reference() {
+    let example = Example::new();
+    let cache = example.dir("cache");
+    let cases = json!([
+        {"service": "hashserver", "mode": "rw"},
+        {"service": "database", "mode": "rw"},
+        {"service": "hashserver", "mode": "ro", "stage": "s"},
+    ]);
+    // The project files are ignored in this mode: use the example project directory anyway.
+    let Some(reference) = python_env(
+        &example,
+        &[
+            "launch",
+            example.dir("project").to_str().unwrap(),
+            &cases.to_string(),
+        ],
+        Some(&cache),
+    ) else {
+        return;
+    };
+    let cfg = config::load(&LoadOptions {
+        workdir: example.dir("project"),
+        home: Some(example.home()),
+        seamless_cache: Some(cache.clone()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    for (case, want) in cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(reference.as_array().unwrap())
+    {
+        let cur = Current {
+            stage: s(case, "stage"),
+            ..cfg.current().unwrap()
+        };
+        let desc = match case["service"].as_str().unwrap() {
+            "hashserver" => cfg.hashserver_launch(case["mode"] == "ro", &cur, None),
+            _ => cfg.database_launch(case["mode"] == "ro", &cur, None),
+        }
+        .unwrap();
+        let mut got = desc.to_json();
+        got["status_file"] = json!(desc.status_file());
+        assert_eq!(&got, want, "SEAMLESS_CACHE case {case}");
     }
 }
 

@@ -89,6 +89,17 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     ]);
     step("cargo clippy -D warnings", clippy)?;
 
+    // A user can depend on one service crate without TLS: keep that build working.
+    let mut no_tls = cargo();
+    no_tls.current_dir(root).args([
+        "check",
+        "-q",
+        "-p",
+        "seamless-buffer-remote",
+        "--no-default-features",
+    ]);
+    step("cargo check (without the tls feature)", no_tls)?;
+
     let venv = venv::ensure(root)?;
 
     let mut tests = cargo();
