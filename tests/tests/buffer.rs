@@ -477,6 +477,7 @@ async fn activation_rules_and_extern_clients() {
                 project: "p".into(),
                 subproject: None,
                 stage: None,
+                substage: None,
             }),
             ..ActivateOptions::default()
         })

@@ -23,6 +23,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use seamless_remote_core::activation::{launch_keys, KeyScope};
+pub use seamless_remote_core::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+pub use seamless_remote_core::config::Current as Selection;
 use seamless_remote_core::Checksum;
 
 use crate::client::BufferClient;
@@ -30,28 +33,6 @@ use crate::error::BufferError;
 use crate::folder::BufferFolder;
 use crate::trivial::trivial_buffer;
 use crate::BufferLength;
-
-/// The stage a launched client belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Selection {
-    /// Cluster name.
-    pub cluster: String,
-    /// Project name.
-    pub project: String,
-    /// Subproject, if any.
-    pub subproject: Option<String>,
-    /// Stage, if any.
-    pub stage: Option<String>,
-}
-
-/// A launched client's key: read-only or not, and its stage.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LaunchKey {
-    /// Read-only (`ro` mode) or read-write.
-    pub readonly: bool,
-    /// The stage.
-    pub selection: Selection,
-}
 
 /// A launched hashserver: its client, and its buffer directory when it runs on this machine.
 #[derive(Debug, Clone)]
@@ -66,21 +47,6 @@ pub struct LaunchedBuffer {
 pub trait BufferLauncher: Send + Sync {
     /// The launched client for `key` (launching nothing yet: that happens on first use).
     fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError>;
-}
-
-/// An extra launched client for [`ActivateOptions`]; missing fields default to the main stage.
-#[derive(Debug, Clone, Default)]
-pub struct ExtraLaunched {
-    /// Read-only (default true).
-    pub readonly: Option<bool>,
-    /// Cluster.
-    pub cluster: Option<String>,
-    /// Project.
-    pub project: Option<String>,
-    /// Subproject.
-    pub subproject: Option<Option<String>>,
-    /// Stage.
-    pub stage: Option<Option<String>>,
 }
 
 /// An extern client definition.
@@ -117,19 +83,6 @@ pub struct ExternClientInfo {
     pub url: Option<String>,
     /// Directory, for a buffer folder.
     pub directory: Option<String>,
-}
-
-/// Options of [`BufferRemote::activate`].
-#[derive(Debug, Clone, Default)]
-pub struct ActivateOptions {
-    /// Activate read-only (no write servers from launched clients).
-    pub readonly: bool,
-    /// The main stage; `None` is the reference's `no_main=True`.
-    pub main: Option<Selection>,
-    /// Extra launched clients.
-    pub extra_launched_clients: Vec<ExtraLaunched>,
-    /// Names of extern clients to activate.
-    pub extern_clients: Vec<String>,
 }
 
 /// The active stores: a cheap, clonable value.
@@ -214,72 +167,15 @@ impl BufferRemote {
     /// Computes and installs the active set (see the module docs for the rules).
     pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), BufferError> {
         let mut active = ActiveBuffers::default();
-        let mut keys: Vec<LaunchKey> = Vec::new();
-        let add_launched = |active: &mut ActiveBuffers, l: LaunchedBuffer, readonly: bool| {
+        for key in launch_keys(options, KeyScope::Stage).map_err(BufferError::Config)? {
+            let l = self.launched_for(&key)?;
             if let Some(folder) = l.folder.clone() {
                 active.read_folders.push(folder);
             }
-            if !readonly {
+            if !key.readonly {
                 active.write_servers.push(l.client.clone());
             }
             active.read_servers.push(l.client);
-        };
-        if let Some(main) = &options.main {
-            let key = LaunchKey {
-                readonly: options.readonly,
-                selection: main.clone(),
-            };
-            let l = self.launched_for(&key)?;
-            add_launched(&mut active, l, options.readonly);
-            keys.push(key);
-        }
-        for extra in &options.extra_launched_clients {
-            let main = options.main.as_ref();
-            let missing = |what: &str| {
-                BufferError::Config(format!(
-                    "extra launched client {extra:?} has no {what}, and there is no main stage to take it from"
-                ))
-            };
-            let selection = Selection {
-                cluster: extra
-                    .cluster
-                    .clone()
-                    .or_else(|| main.map(|m| m.cluster.clone()))
-                    .ok_or_else(|| missing("cluster"))?,
-                project: extra
-                    .project
-                    .clone()
-                    .or_else(|| main.map(|m| m.project.clone()))
-                    .ok_or_else(|| missing("project"))?,
-                subproject: extra
-                    .subproject
-                    .clone()
-                    .unwrap_or_else(|| main.and_then(|m| m.subproject.clone())),
-                stage: extra
-                    .stage
-                    .clone()
-                    .unwrap_or_else(|| main.and_then(|m| m.stage.clone())),
-            };
-            let readonly = extra.readonly.unwrap_or(true);
-            let key = LaunchKey {
-                readonly,
-                selection: selection.clone(),
-            };
-            if keys.contains(&key) {
-                return Err(BufferError::Config(format!(
-                    "redundant extra launched client: {extra:?} is already active"
-                )));
-            }
-            let rw_key = LaunchKey {
-                readonly: false,
-                selection,
-            };
-            if keys.contains(&rw_key) {
-                continue;
-            }
-            let l = self.launched_for(&key)?;
-            add_launched(&mut active, l, readonly);
-            keys.push(key);
         }
         for name in &options.extern_clients {
             match self.extern_clients.get(name) {

@@ -19,6 +19,7 @@
 //!
 //! HTTPS (rustls, verified certificates) is behind the default `tls` feature.
 
+pub mod activation;
 pub mod checksum;
 pub mod client;
 pub mod config;

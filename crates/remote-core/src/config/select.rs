@@ -91,7 +91,7 @@ pub enum PlanStep {
 }
 
 /// The selection that launched clients are keyed by.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Current {
     /// Cluster.
     pub cluster: String,
