@@ -1,5 +1,15 @@
-//! The Seamless jobserver client: base client, launched wrapper and activation API.
+//! The Seamless jobserver client: run transformations remotely.
 //!
-//! Not yet implemented: this crate is a placeholder in the workspace (see the project issues).
+//! * [`JobserverClient`]: `run_transformation` (a long GET with no read timeout; a failed job
+//!   comes back with its traceback and is never re-run; dropping the future cancels the job),
+//!   `cancel_transformation`, `transformation_status`.
+//! * [`remote`]: the activation API over the jobservers of the current stage.
 
-pub use seamless_remote_core as core;
+pub mod client;
+pub mod error;
+pub mod remote;
+
+pub use client::{JobResult, JobStatus, JobserverClient, RunRequest};
+pub use error::JobserverError;
+pub use remote::{ActiveJobservers, JobserverRemote};
+pub use seamless_remote_core::Checksum;

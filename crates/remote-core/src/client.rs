@@ -331,9 +331,20 @@ impl RemoteClient {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.execute_with(self.inner.options.retry, op).await
+    }
+
+    /// As [`RemoteClient::execute`], with another policy (e.g. fewer attempts for a request that
+    /// is not idempotent).
+    pub async fn execute_with<T, E, F, Fut>(&self, policy: RetryPolicy, op: F) -> Result<T, E>
+    where
+        E: Retryable + std::fmt::Display + From<TransportError>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let mut op = op;
         retry::run(
-            self.inner.options.retry,
+            policy,
             || {
                 let attempt = op();
                 async move {
