@@ -15,6 +15,7 @@
 pub mod process;
 pub mod proxy;
 pub mod services;
+pub mod transformation;
 pub mod venv;
 
 /// Installs a tracing subscriber for test output (once; `RUST_LOG` selects what is shown).

@@ -127,3 +127,119 @@ impl Hashserver {
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// A real seamless-database on 127.0.0.1 (writable), with its own directory; stopped when dropped.
+pub struct Database {
+    process: ServiceProcess,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Database {
+    /// Starts a database on a free port and waits for its healthcheck. (The database does not
+    /// exit when its port is taken, so the port is checked free just before.)
+    pub fn start() -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("seamless-db-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        let port = free_port();
+        let mut cmd = Command::new(venv::bin("seamless-database")?);
+        cmd.arg(dir.path().join("seamless.db"))
+            .args([
+                "--writable",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .current_dir(dir.path());
+        let mut process =
+            ServiceProcess::spawn("seamless-database", cmd, &dir.path().join("database.log"))?;
+        wait_healthy(&mut process, addr(port), START_LIMIT)?;
+        Ok(Database {
+            process,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        addr(self.port)
+    }
+
+    /// Kills the database at once.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+}
+
+/// A real seamless-jobserver on 127.0.0.1, pointed at a hashserver (and optionally a database)
+/// through its status file; stopped (with its workers) when dropped.
+pub struct Jobserver {
+    process: ServiceProcess,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Jobserver {
+    /// Starts a jobserver with one worker process.
+    pub fn start(hashserver_url: &str, database_url: Option<&str>) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("seamless-js-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        let port = free_port();
+        let status = dir.path().join("status.json");
+        let database: Vec<serde_json::Value> = database_url
+            .map(|u| serde_json::json!({"readonly": false, "remote_url": u}))
+            .into_iter()
+            .collect();
+        let parameters = serde_json::json!({"parameters": {
+            "buffer": [{"readonly": false, "remote_url": hashserver_url}],
+            "database": database,
+        }});
+        std::fs::write(&status, parameters.to_string()).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(venv::bin("seamless-jobserver")?);
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "1",
+        ])
+        .arg("--status-file")
+        .arg(&status)
+        .current_dir(dir.path());
+        let mut process =
+            ServiceProcess::spawn("seamless-jobserver", cmd, &dir.path().join("jobserver.log"))?;
+        wait_healthy(&mut process, addr(port), START_LIMIT)?;
+        Ok(Jobserver {
+            process,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        addr(self.port)
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
