@@ -359,3 +359,81 @@ async fn malformed_answers_dead_databases_and_the_inflight_bound() {
     let err = ro.set_transformation_result(&tf, &tf).await.unwrap_err();
     assert!(matches!(err, DatabaseError::ReadOnly { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn activation_apis_with_extern_clients() {
+    use seamless_database_remote::remote::{ActivateOptions, DatabaseRemote};
+    use seamless_jobserver_remote::remote::JobserverRemote;
+    let Some(s) = stack() else { return };
+
+    let mut dbs = DatabaseRemote::new();
+    dbs.define_extern_client("ro", &s.db.url(), true).unwrap();
+    dbs.define_extern_client("rw", &s.db.url(), false).unwrap();
+    let err = dbs
+        .activate(&ActivateOptions {
+            extern_clients: vec!["missing".into()],
+            ..ActivateOptions::default()
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown extern database client 'missing'"),
+        "{err}"
+    );
+    dbs.activate(&ActivateOptions {
+        extern_clients: vec!["ro".into()],
+        ..ActivateOptions::default()
+    })
+    .unwrap();
+    let active = dbs.active();
+    assert!(active.has_read_server() && !active.has_write_server());
+    let (tf, r) = (Checksum::of(b"act tf"), Checksum::of(b"act r"));
+    assert!(
+        !active.set_transformation_result(&tf, &r).await.unwrap(),
+        "nothing to write to"
+    );
+    dbs.activate(&ActivateOptions {
+        extern_clients: vec!["ro".into(), "rw".into()],
+        ..ActivateOptions::default()
+    })
+    .unwrap();
+    assert!(dbs
+        .active()
+        .set_transformation_result(&tf, &r)
+        .await
+        .unwrap());
+    assert_eq!(
+        dbs.active().get_transformation_result(&tf).await.unwrap(),
+        Some(r)
+    );
+    assert_eq!(dbs.inspect_extern_clients().len(), 2);
+
+    let mut jobs = JobserverRemote::new();
+    assert!(jobs
+        .active()
+        .run_transformation(&RunRequest::new(json!({}), tf))
+        .await
+        .is_err());
+    jobs.define_extern_client("js", &s.js.url()).unwrap();
+    jobs.activate(&seamless_jobserver_remote::remote::ActivateOptions {
+        extern_clients: vec!["js".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let t = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(1)), ("b", json!(2))],
+    );
+    upload(&s.hs.url(), &t).await;
+    let active = jobs.active();
+    let res = active
+        .run_transformation(&RunRequest::new(t.dict.clone(), t.tf_checksum))
+        .await
+        .unwrap();
+    assert_eq!(res.result_checksum(), Some(Checksum::of(b"3\n")));
+    assert_eq!(
+        active.transformation_status(&t.tf_checksum).await.unwrap(),
+        JobStatus::NotRunning
+    );
+    assert!(!active.cancel_transformation(&t.tf_checksum).await.unwrap());
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use seamless_tests::services::{Hashserver, HashserverOptions};
+use seamless_tests::services::{Database, Hashserver, HashserverOptions};
 
 /// One measured child run.
 #[derive(Debug, Clone)]
@@ -139,7 +139,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let what = args.first().map(String::as_str).unwrap_or("buffer");
     match what {
         "buffer" => buffer(root),
-        "database" | "cli" | "dask" => bail!("`cargo xtask bench {what}` is not available yet"),
+        "database" => database(root),
+        "cli" | "dask" => bail!("`cargo xtask bench {what}` is not available yet"),
         other => bail!("unknown benchmark {other:?} (buffer, database, cli, dask)"),
     }
 }
@@ -274,4 +275,78 @@ fn buffer(root: &Path) -> Result<()> {
     std::fs::write(dir.join("buffer.md"), &report)?;
     println!("{report}");
     Ok(())
+}
+
+fn write_report(root: &Path, what: &str, title_note: &str, rows: &[Row]) -> Result<()> {
+    let report = format!(
+        "# cargo xtask bench {what}\n\nMachine: {} cores. {title_note}\n\n{}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        table(rows)
+    );
+    let dir = root.join("target").join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{what}.md")), &report)?;
+    println!("{report}");
+    Ok(())
+}
+
+fn database(root: &Path) -> Result<()> {
+    let venv = crate::venv::ensure(root)?;
+    std::env::set_var("SEAMLESS_TEST_VENV", &venv);
+    let rust = bench_client(root)?;
+    let python = venv.join("bin").join("python");
+    let script = root.join("xtask").join("python").join("bench_database.py");
+    let db = Database::start().map_err(|e| anyhow::anyhow!(e))?;
+    let url = db.url();
+    eprintln!("bench: 10 000 lookups (half hits) + 2000 writes, 3 alternating runs each");
+    let (mut rs, mut ps) = (Vec::new(), Vec::new());
+    for i in 0..3u32 {
+        let mut c = Command::new(&rust);
+        c.args(["db", &url, &(2 * i + 1).to_string()]);
+        rs.push(run_measured(c)?);
+        let mut c = Command::new(&python);
+        c.arg(&script).args([&url, &(2 * i + 2).to_string()]);
+        ps.push(run_measured(c)?);
+    }
+    let (r, p) = (median(rs), median(ps));
+    let phase = |m: &Measured, k: &str| Measured {
+        op_s: m.json[k].as_f64().unwrap_or(0.0),
+        ..m.clone()
+    };
+    let rows = vec![
+        Row {
+            scenario: "10 000 get_transformation_result (half hits)".into(),
+            note: format!(
+                "{:.0} vs {:.0} lookups/s",
+                10_000.0 / r.json["get_s"].as_f64().unwrap_or(1.0),
+                10_000.0 / p.json["get_s"].as_f64().unwrap_or(1.0)
+            ),
+            rust: phase(&r, "get_s"),
+            python: Some(phase(&p, "get_s")),
+        },
+        Row {
+            scenario: "2000 set_transformation_result".into(),
+            note: format!(
+                "{:.0} vs {:.0} writes/s",
+                2000.0 / r.json["set_s"].as_f64().unwrap_or(1.0),
+                2000.0 / p.json["set_s"].as_f64().unwrap_or(1.0)
+            ),
+            rust: phase(&r, "set_s"),
+            python: Some(phase(&p, "set_s")),
+        },
+        Row {
+            scenario: "both phases".into(),
+            note: format!("throughput ratio Python/Rust = {:.2}x", p.op_s / r.op_s),
+            rust: r,
+            python: Some(p),
+        },
+    ];
+    write_report(
+        root,
+        "database",
+        "seamless-database 2.1.0 on loopback; both clients at 30 requests in flight; Python = seamless-remote 0.4.0 (`database_remote`, asyncio.gather). Wall = the phase's own timing; CPU and peak RSS = the whole client process, including 5000 untimed writes that prepare the hits (the same on both sides).",
+        &rows,
+    )
 }

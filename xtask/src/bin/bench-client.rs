@@ -7,6 +7,8 @@
 //! bench-client big-down URL CS OUT       download CS to OUT (streamed, verified)
 //! bench-client local-small N             N small GETs from a minimal in-process server
 //! bench-client local-large MIB REPEATS   verified GETs of a MIB buffer from that server
+//! bench-client db URL SEED               5000 keys stored (untimed), then 10 000 lookups
+//!                                        (half hits) and 2000 writes, 30 in flight
 //! ```
 
 use std::net::SocketAddr;
@@ -91,6 +93,7 @@ async fn main() -> Result<()> {
             serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "bytes": n})
         }
         "local-small" => local_small(arg(&args, 1, "N")?).await?,
+        "db" => db(&arg::<String>(&args, 1, "URL")?, arg(&args, 2, "SEED")?).await?,
         "local-large" => local_large(arg(&args, 1, "MIB")?, arg(&args, 2, "REPEATS")?).await?,
         _ => bail!("usage: see the doc comment of xtask/src/bin/bench-client.rs"),
     };
@@ -241,4 +244,80 @@ async fn local_large(mib: usize, repeats: usize) -> Result<serde_json::Value> {
     let wall = t.elapsed().as_secs_f64();
     let bytes = (mib << 20) * repeats;
     Ok(serde_json::json!({"wall_s": wall, "bytes": bytes, "gb_per_s": bytes as f64 / wall / 1e9}))
+}
+
+async fn db(url: &str, seed: u64) -> Result<serde_json::Value> {
+    use seamless_database_remote::{ActiveDatabases, DatabaseClient};
+    let options = ClientOptions {
+        registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
+        ..ClientOptions::default()
+    };
+    let c = DatabaseClient::with_options(url, false, options, 30)?;
+    let active = ActiveDatabases::new(vec![c.clone()], vec![c]);
+    let key = |kind: &str, i: u64| Checksum::of(format!("{kind} {seed} {i}").as_bytes());
+    // Untimed: the 5000 keys that the lookups will hit.
+    for r in join_all(
+        (0..5000).map(|i| active.set_transformation_result_owned(key("hit", i), key("res", i))),
+    )
+    .await
+    {
+        r?;
+    }
+    let t = Instant::now();
+    let lookups = join_all((0..10_000u64).map(|i| {
+        let k = if i % 2 == 0 {
+            key("hit", i / 2)
+        } else {
+            key("miss", i)
+        };
+        active.get_transformation_result_owned(k)
+    }))
+    .await;
+    let mut hits = 0;
+    for r in lookups {
+        hits += usize::from(r?.is_some());
+    }
+    let get_s = t.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    for r in join_all(
+        (0..2000).map(|i| active.set_transformation_result_owned(key("new", i), key("res", i))),
+    )
+    .await
+    {
+        r?;
+    }
+    let set_s = t2.elapsed().as_secs_f64();
+    if hits != 5000 {
+        bail!("expected 5000 hits, got {hits}");
+    }
+    Ok(serde_json::json!({"wall_s": t.elapsed().as_secs_f64(), "get_s": get_s, "set_s": set_s}))
+}
+
+/// Owned-argument helpers, so that many lookups can be joined at once.
+trait OwnedDb {
+    async fn get_transformation_result_owned(
+        &self,
+        tf: Checksum,
+    ) -> Result<Option<Checksum>, seamless_database_remote::DatabaseError>;
+    async fn set_transformation_result_owned(
+        &self,
+        tf: Checksum,
+        r: Checksum,
+    ) -> Result<bool, seamless_database_remote::DatabaseError>;
+}
+
+impl OwnedDb for seamless_database_remote::ActiveDatabases {
+    async fn get_transformation_result_owned(
+        &self,
+        tf: Checksum,
+    ) -> Result<Option<Checksum>, seamless_database_remote::DatabaseError> {
+        self.get_transformation_result(&tf).await
+    }
+    async fn set_transformation_result_owned(
+        &self,
+        tf: Checksum,
+        r: Checksum,
+    ) -> Result<bool, seamless_database_remote::DatabaseError> {
+        self.set_transformation_result(&tf, &r).await
+    }
 }
