@@ -304,6 +304,8 @@ fn database(root: &Path) -> Result<()> {
     let (mut rs, mut ps) = (Vec::new(), Vec::new());
     for i in 0..3u32 {
         let mut c = Command::new(&rust);
+        // One event-loop thread, like the Python client's asyncio loop.
+        c.env("BENCH_RUNTIME", "current-thread");
         c.args(["db", &url, &(2 * i + 1).to_string()]);
         rs.push(run_measured(c)?);
         let mut c = Command::new(&python);
@@ -346,7 +348,7 @@ fn database(root: &Path) -> Result<()> {
     write_report(
         root,
         "database",
-        "seamless-database 2.1.0 on loopback; both clients at 30 requests in flight; Python = seamless-remote 0.4.0 (`database_remote`, asyncio.gather). Wall = the phase's own timing; CPU and peak RSS = the whole client process, including 5000 untimed writes that prepare the hits (the same on both sides).",
+        "seamless-database 2.1.0 on loopback; both clients at 30 requests in flight and on one event-loop thread (Rust: tokio current-thread runtime); Python = seamless-remote 0.4.0 (`database_remote`, asyncio.gather). Wall = the phase's own timing; CPU and peak RSS = the whole client process, including 5000 untimed writes that prepare the hits (the same on both sides).",
         &rows,
     )
 }

@@ -14,6 +14,7 @@
 //!   [`close_all`];
 //! * [`TransportError`]: what failed, where, after how many attempts.
 //!
+//! * [`launch`]: start services on demand or reuse running ones (remote-http-launcher's protocol);
 //! * [`config`]: the user's configuration (`seamless.yaml`, clusters, `SEAMLESS_REMOTE_CLIENTS`,
 //!   `SEAMLESS_CACHE`), selections and launch descriptions, as seamless-config 0.3.2 reads them.
 //!
@@ -27,6 +28,7 @@ pub mod env;
 pub mod error;
 pub mod http;
 pub mod keepalive;
+pub mod launch;
 pub mod retry;
 pub mod timeouts;
 

@@ -57,8 +57,20 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T>
         .map_err(|_| anyhow::anyhow!("invalid {what}"))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // BENCH_RUNTIME=current-thread: one event-loop thread, like the Python client's asyncio.
+    let runtime = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("current-thread") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let out = match cmd {

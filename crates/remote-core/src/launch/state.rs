@@ -1,0 +1,117 @@
+//! The launcher's state files, in remote-http-launcher 0.4.5's formats, so that Rust and Python
+//! processes share services:
+//!
+//! * `~/.remote-http-launcher/server/<key>.json`: the server file. The launcher writes it as
+//!   `starting` (with the pid); the service rewrites it as `running` (with `port`) or `failed`.
+//! * `~/.remote-http-launcher/server/<key>.log`: the service's output.
+//! * `~/.remote-http-launcher/client/<key>.json`: the client file, the connection cache (0600).
+//! * `~/.remote-http-launcher/server/<key>.lock`: our addition, an exclusive lock per key.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// The launcher's directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDirs {
+    /// The home directory that `~` stands for.
+    pub home: PathBuf,
+    /// `<home>/.remote-http-launcher`.
+    pub root: PathBuf,
+}
+
+impl StateDirs {
+    /// The state of `home`.
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        let home = home.into();
+        StateDirs {
+            root: home.join(".remote-http-launcher"),
+            home,
+        }
+    }
+
+    /// The state of `$HOME`.
+    pub fn from_env() -> Self {
+        Self::new(
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/")),
+        )
+    }
+
+    /// `server/<key>.json`.
+    pub fn server_file(&self, key: &str) -> PathBuf {
+        self.root.join("server").join(format!("{key}.json"))
+    }
+
+    /// `server/<key>.log`.
+    pub fn log_file(&self, key: &str) -> PathBuf {
+        self.root.join("server").join(format!("{key}.log"))
+    }
+
+    /// `server/<key>.lock`.
+    pub fn lock_file(&self, key: &str) -> PathBuf {
+        self.root.join("server").join(format!("{key}.lock"))
+    }
+
+    /// `client/<key>.json`.
+    pub fn client_file(&self, key: &str) -> PathBuf {
+        self.root.join("client").join(format!("{key}.json"))
+    }
+
+    /// Expands a leading `~` or `~/` with this home.
+    pub fn expand(&self, s: &str) -> String {
+        if s == "~" {
+            self.home.display().to_string()
+        } else if let Some(rest) = s.strip_prefix("~/") {
+            self.home.join(rest).display().to_string()
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Reads a JSON object; `None` if the file is missing or not an object.
+pub fn read_object(path: &Path) -> Option<Map<String, Value>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Writes `value` atomically (temporary file in the same directory, then rename), with `mode`.
+pub fn write_atomic(path: &Path, value: &Value, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(value.to_string().as_bytes())?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Removes a file; a missing file is fine.
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// A port value (an int in 1..=65535).
+pub fn port_of(m: &Map<String, Value>, name: &str) -> Option<u16> {
+    m.get(name)
+        .and_then(Value::as_u64)
+        .filter(|p| (1..=65535).contains(p))
+        .map(|p| p as u16)
+}
+
+/// The `*_port` / `*-port` entries of a server file (e.g. `dashboard_port`).
+pub fn extra_ports(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter()
+        .filter(|(k, v)| (k.ends_with("_port") || k.ends_with("-port")) && !v.is_boolean())
+        .filter(|(k, _)| port_of(m, k).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
