@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod launchenv;
 pub mod process;
 pub mod proxy;
 pub mod services;

@@ -6,181 +6,15 @@
 //! it launched (the launcher detaches services into their own session, so a guard kills them by
 //! the pids in the state files).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-/// A scratch HOME with a local cluster on free port ranges, and a project directory.
-struct Env {
-    root: tempfile::TempDir,
-}
+use seamless_tests::launchenv::{alive, kill, Env};
 
-fn free_range(width: u16) -> u16 {
-    loop {
-        let base = 21000 + (fastrand_u16() % 8000);
-        if (base..base + width).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-}
-
-fn fastrand_u16() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish() as u16
-}
-
-impl Env {
-    fn new() -> Env {
-        let root = tempfile::tempdir().unwrap();
-        let (hs, db) = (free_range(10), free_range(10));
-        let home = root.path().join("home");
-        std::fs::create_dir_all(home.join(".seamless")).unwrap();
-        let data = root.path().join("data");
-        std::fs::write(
-            home.join(".seamless").join("clusters.yaml"),
-            format!(
-                "local_cluster: local\nlocal:\n  type: local\n  workers: 1\n  frontends:\n    - hashserver: {{bufferdir: {d}/buffers, network_interface: 127.0.0.1, port_start: {hs}, port_end: {}}}\n      database: {{database_dir: {d}/db, network_interface: 127.0.0.1, port_start: {db}, port_end: {}}}\n",
-                hs + 9,
-                db + 9,
-                d = data.display()
-            ),
-        )
-        .unwrap();
-        let project = root.path().join("project");
-        std::fs::create_dir_all(&project).unwrap();
-        std::fs::write(project.join("seamless.yaml"), "- project: demo\n").unwrap();
-        std::fs::write(
-            project.join("seamless.profile.yaml"),
-            "- cluster: local\n- execution: process\n",
-        )
-        .unwrap();
-        Env { root }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.root.path().join("home")
-    }
-
-    fn project(&self) -> PathBuf {
-        self.root.path().join("project")
-    }
-
-    fn state(&self, dir: &str, key: &str) -> PathBuf {
-        self.home()
-            .join(".remote-http-launcher")
-            .join(dir)
-            .join(format!("{key}.json"))
-    }
-
-    fn path_env(&self) -> String {
-        let venv = seamless_tests::venv::venv_dir().join("bin");
-        format!(
-            "{}:{}",
-            venv.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
-    }
-
-    fn cmd(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        c.env("HOME", self.home())
-            .env("PATH", self.path_env())
-            .env_remove("SEAMLESS_CACHE");
-        c
-    }
-
-    /// Runs our launcher in a separate process.
-    fn rust_launch(&self, service: &str, mode: &str) -> Result<Value, String> {
-        let out = self
-            .cmd(Path::new(env!("CARGO_BIN_EXE_launch-once")))
-            .arg(self.project())
-            .args([service, mode])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    /// Runs the Python reference launcher in a separate process.
-    fn python_launch(&self, service: &str, mode: &str) -> Option<Value> {
-        let python = seamless_tests::require!(seamless_tests::venv::python())?;
-        let script =
-            seamless_tests::venv::workspace_root().join("tests/python/launcher_interop.py");
-        let out = self
-            .cmd(&python)
-            .arg(script)
-            .arg(self.project())
-            .args([service, mode])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python launcher: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    fn pid_of(&self, key: &str) -> i64 {
-        let text = std::fs::read_to_string(self.state("server", key)).unwrap();
-        serde_json::from_str::<Value>(&text).unwrap()["pid"]
-            .as_i64()
-            .unwrap()
-    }
-}
-
-impl Drop for Env {
-    /// Stops every service named by a server file (SIGTERM, then SIGKILL).
-    fn drop(&mut self) {
-        let dir = self.home().join(".remote-http-launcher").join("server");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "json") {
-                if let Some(pid) = std::fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["pid"].as_i64())
-                {
-                    kill(pid, "TERM");
-                    for _ in 0..50 {
-                        if !alive(pid) {
-                            break;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    kill(pid, "KILL");
-                }
-            }
-        }
-    }
-}
-
-fn kill(pid: i64, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .output();
-}
-
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+fn launch_once() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_launch-once"))
 }
 
 fn available() -> bool {
@@ -204,7 +38,7 @@ fn launch_reuse_and_relaunch_from_a_local_cluster_config() {
         return;
     }
     let env = Env::new();
-    let first = env.rust_launch("hashserver", "rw").unwrap();
+    let first = env.rust_launch(launch_once(), "hashserver", "rw").unwrap();
     assert_eq!(first["outcome"], "launched");
     let pid = env.pid_of(HS_KEY);
     assert!(alive(pid));
@@ -217,14 +51,14 @@ fn launch_reuse_and_relaunch_from_a_local_cluster_config() {
     );
 
     // A second process reuses it through the client file: no new pid.
-    let second = env.rust_launch("hashserver", "rw").unwrap();
+    let second = env.rust_launch(launch_once(), "hashserver", "rw").unwrap();
     assert_eq!(second["outcome"], "reused-local");
     assert_eq!(second["port"], first["port"]);
     assert_eq!(env.pid_of(HS_KEY), pid);
 
     // Without the client file: reuse through the server file.
     std::fs::remove_file(env.state("client", HS_KEY)).unwrap();
-    let third = env.rust_launch("hashserver", "rw").unwrap();
+    let third = env.rust_launch(launch_once(), "hashserver", "rw").unwrap();
     assert_eq!(third["outcome"], "reused-remote");
     assert_eq!(third["port"], first["port"]);
     assert_eq!(env.pid_of(HS_KEY), pid);
@@ -237,15 +71,15 @@ fn launch_reuse_and_relaunch_from_a_local_cluster_config() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let fourth = env.rust_launch("hashserver", "rw").unwrap();
+    let fourth = env.rust_launch(launch_once(), "hashserver", "rw").unwrap();
     assert_eq!(fourth["outcome"], "launched");
     assert_ne!(env.pid_of(HS_KEY), pid);
 
     // The database too.
-    let db = env.rust_launch("database", "rw").unwrap();
+    let db = env.rust_launch(launch_once(), "database", "rw").unwrap();
     assert_eq!(db["outcome"], "launched");
     assert_eq!(
-        env.rust_launch("database", "rw").unwrap()["outcome"],
+        env.rust_launch(launch_once(), "database", "rw").unwrap()["outcome"],
         "reused-local"
     );
 }
@@ -257,7 +91,7 @@ fn services_are_shared_with_the_python_launcher_both_ways() {
     }
     let env = Env::new();
     // Rust launches, Python reuses (same port, same pid).
-    let rust = env.rust_launch("hashserver", "rw").unwrap();
+    let rust = env.rust_launch(launch_once(), "hashserver", "rw").unwrap();
     let pid = env.pid_of(HS_KEY);
     let Some(py) = env.python_launch("hashserver", "rw") else {
         return;
@@ -272,13 +106,13 @@ fn services_are_shared_with_the_python_launcher_both_ways() {
     // Python launches, Rust reuses.
     let py = env.python_launch("database", "rw").unwrap();
     let pid = env.pid_of(DB_KEY);
-    let rust = env.rust_launch("database", "rw").unwrap();
+    let rust = env.rust_launch(launch_once(), "database", "rw").unwrap();
     assert_eq!(rust["outcome"], "reused-local");
     assert_eq!(rust["port"], py["port"]);
     assert_eq!(env.pid_of(DB_KEY), pid);
     // And through the server file written by the Python side.
     std::fs::remove_file(env.state("client", DB_KEY)).unwrap();
-    let again = env.rust_launch("database", "rw").unwrap();
+    let again = env.rust_launch(launch_once(), "database", "rw").unwrap();
     assert_eq!(again["outcome"], "reused-remote");
     assert_eq!(env.pid_of(DB_KEY), pid);
 }
@@ -291,7 +125,7 @@ fn four_processes_launching_the_same_key_get_one_service() {
     let env = Env::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            env.cmd(Path::new(env!("CARGO_BIN_EXE_launch-once")))
+            env.cmd(launch_once())
                 .arg(env.project())
                 .args(["hashserver", "rw"])
                 .stdout(std::process::Stdio::piped())
@@ -348,7 +182,9 @@ fn a_service_that_fails_at_start_is_a_clear_error() {
         .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).unwrap())
         .collect();
     let t = std::time::Instant::now();
-    let err = env.rust_launch("hashserver", "rw").unwrap_err();
+    let err = env
+        .rust_launch(launch_once(), "hashserver", "rw")
+        .unwrap_err();
     assert!(
         t.elapsed() < std::time::Duration::from_secs(60),
         "within the reference's bounds"

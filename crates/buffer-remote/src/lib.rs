@@ -4,6 +4,8 @@
 //!   downloads (in memory, streamed to a writer, or to a file with nothing partial left behind),
 //!   streamed uploads, promises. zstd/gzip-stored buffers are decoded, then verified.
 //! * [`BufferFolder`]: a local buffer directory (flat or prefixed layout, lock files), verified.
+//! * [`launched`]: launched hashservers from the configuration (started on first use, relaunched
+//!   when they die).
 //! * [`remote`]: the activation API: the read servers, read folders and write servers of the
 //!   current stage, and the functions the rest of Seamless calls (`get_buffer`, `write_buffer`,
 //!   `promise`, `get_buffer_lengths`, `has_buffers`, ...), failing over between sources and
@@ -14,6 +16,7 @@
 pub mod client;
 pub mod error;
 pub mod folder;
+pub mod launched;
 pub mod remote;
 mod stream;
 pub mod trivial;

@@ -47,6 +47,11 @@ pub struct LaunchedBuffer {
 pub trait BufferLauncher: Send + Sync {
     /// The launched client for `key` (launching nothing yet: that happens on first use).
     fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError>;
+
+    /// The launched clients made so far, with the reference's inspection fields.
+    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        Vec::new()
+    }
 }
 
 /// An extern client definition.
@@ -205,6 +210,16 @@ impl BufferRemote {
     /// The active set.
     pub fn active(&self) -> ActiveBuffers {
         self.active.clone()
+    }
+
+    /// The launched clients, with the reference's fields.
+    pub fn inspect_launched_clients(
+        &self,
+    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        self.launcher
+            .as_ref()
+            .map(|l| l.inspect())
+            .unwrap_or_default()
     }
 
     /// The extern clients, with the reference's fields.

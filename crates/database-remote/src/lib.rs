@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod error;
+pub mod launched;
 pub mod remote;
 
 pub use client::{max_inflight_from_env, DatabaseClient, RecordWrite};

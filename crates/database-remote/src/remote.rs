@@ -24,6 +24,11 @@ use crate::error::DatabaseError;
 pub trait DatabaseLauncher: Send + Sync {
     /// The launched client for `key` (nothing is started before its first request).
     fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError>;
+
+    /// The launched clients made so far, with the reference's inspection fields.
+    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        Vec::new()
+    }
 }
 
 /// What [`DatabaseRemote::inspect_extern_clients`] reports.
@@ -148,6 +153,16 @@ impl DatabaseRemote {
         self.active.clone()
     }
 
+    /// The launched clients, with the reference's fields.
+    pub fn inspect_launched_clients(
+        &self,
+    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        self.launcher
+            .as_ref()
+            .map(|l| l.inspect())
+            .unwrap_or_default()
+    }
+
     /// The extern clients, with the reference's fields.
     pub fn inspect_extern_clients(&self) -> Vec<ExternClientInfo> {
         self.extern_clients
@@ -165,6 +180,16 @@ impl ActiveDatabases {
     /// An active set from explicit clients.
     pub fn new(read: Vec<DatabaseClient>, write: Vec<DatabaseClient>) -> Self {
         ActiveDatabases { read, write }
+    }
+
+    /// The read clients, in order.
+    pub fn read_servers(&self) -> &[DatabaseClient] {
+        &self.read
+    }
+
+    /// The write clients.
+    pub fn write_servers(&self) -> &[DatabaseClient] {
+        &self.write
     }
 
     /// Whether a write database is active.

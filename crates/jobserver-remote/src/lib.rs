@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod error;
+pub mod launched;
 pub mod remote;
 
 pub use client::{JobResult, JobStatus, JobserverClient, RunRequest};

@@ -20,6 +20,11 @@ use crate::error::JobserverError;
 pub trait JobserverLauncher: Send + Sync {
     /// The launched client for `key`.
     fn launched_client(&self, key: &LaunchKey) -> Result<JobserverClient, JobserverError>;
+
+    /// The launched clients made so far, with the reference's inspection fields.
+    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        Vec::new()
+    }
 }
 
 /// The active jobservers: a cheap, clonable value.
@@ -119,6 +124,16 @@ impl JobserverRemote {
         Ok(())
     }
 
+    /// The launched clients, with the reference's fields.
+    pub fn inspect_launched_clients(
+        &self,
+    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+        self.launcher
+            .as_ref()
+            .map(|l| l.inspect())
+            .unwrap_or_default()
+    }
+
     /// Deactivates every jobserver.
     pub fn deactivate(&mut self) {
         self.active = ActiveJobservers::default();
@@ -138,6 +153,11 @@ impl ActiveJobservers {
     /// An active set from explicit clients.
     pub fn new(clients: Vec<JobserverClient>) -> Self {
         ActiveJobservers { clients }
+    }
+
+    /// The active clients, in order.
+    pub fn clients(&self) -> &[JobserverClient] {
+        &self.clients
     }
 
     /// Whether any jobserver is active.

@@ -18,6 +18,7 @@
 //!
 //! SSH mode (a description with `hostname`) is not implemented yet: it is a clear error.
 
+mod service;
 mod state;
 mod sys;
 
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService};
 pub use state::StateDirs;
 use state::{extra_ports, port_of, read_object, remove, write_atomic};
 
@@ -129,6 +131,7 @@ impl Default for LaunchTimeouts {
 pub struct Launcher {
     dirs: StateDirs,
     timeouts: LaunchTimeouts,
+    env: Vec<(String, String)>,
     /// Print progress on stderr.
     pub progress: bool,
 }
@@ -185,6 +188,13 @@ fn http_ok(host: &str, port: u16, path: &str, timeout: Duration) -> bool {
         .is_some_and(|s| (200..300).contains(&s))
 }
 
+/// Whether the server file was written for our uid (so its pid is a process we can see).
+fn server_uid_is_ours(server: &Map<String, Value>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    server.get("uid").and_then(Value::as_u64).map(|u| u as u32) == ours
+}
+
 fn port_open(host: &str, port: u16) -> bool {
     (host, port)
         .to_socket_addrs()
@@ -212,8 +222,16 @@ impl Launcher {
         Launcher {
             dirs,
             timeouts: LaunchTimeouts::default(),
+            env: Vec::new(),
             progress: true,
         }
+    }
+
+    /// Sets an environment variable for the services it starts (e.g. `PATH`, which is also
+    /// where the service program is looked up).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// Sets the timing.
@@ -321,6 +339,10 @@ impl Launcher {
             let status = server.get("status").and_then(Value::as_str).unwrap_or("");
             let pid = server.get("pid").and_then(Value::as_i64).map(|p| p as i32);
             match (status, pid) {
+                ("running", Some(p)) if !sys::pid_alive(p) && server_uid_is_ours(&server) => {
+                    // Dead (this machine, our uid): no need to probe its port.
+                    remove(&server_path);
+                }
                 ("running", _) => {
                     if self.parameters_match(desc, &server) {
                         if let Some(c) = self.validate_running(desc, &server, 15) {
@@ -476,6 +498,7 @@ impl Launcher {
                 c
             }
         };
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
             .current_dir(&workdir)
             .stdin(std::process::Stdio::null())

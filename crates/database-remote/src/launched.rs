@@ -1,0 +1,69 @@
+//! The launched database: the [`DatabaseLauncher`] that builds launched clients from the
+//! configuration (`Config::database_launch`) and the launcher. Nothing starts before the
+//! client's first request; a database that dies is relaunched on the next request.
+
+use std::sync::{Arc, Mutex};
+
+use seamless_remote_core::config::Config;
+use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, Launcher};
+use seamless_remote_core::{ClientOptions, RemoteClient};
+
+use crate::client::{max_inflight_from_env, DatabaseClient};
+use crate::error::DatabaseError;
+use crate::remote::{DatabaseLauncher, LaunchKey};
+
+/// Launched databases from a configuration.
+pub struct ConfigDatabaseLauncher {
+    config: Config,
+    launcher: Launcher,
+    options: ClientOptions,
+    services: Mutex<Vec<(LaunchKey, Arc<LaunchedService>)>>,
+}
+
+impl std::fmt::Debug for ConfigDatabaseLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigDatabaseLauncher")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigDatabaseLauncher {
+    /// Launched databases of `config`, started by `launcher`, reached with `options`.
+    pub fn new(config: Config, launcher: Launcher, options: ClientOptions) -> Arc<Self> {
+        Arc::new(ConfigDatabaseLauncher {
+            config,
+            launcher,
+            options,
+            services: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl DatabaseLauncher for ConfigDatabaseLauncher {
+    fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError> {
+        let desc = self
+            .config
+            .database_launch(key.readonly, &key.selection, None)
+            .map_err(|e| DatabaseError::Config(e.to_string()))?;
+        let service = LaunchedService::new(desc, self.launcher.clone());
+        let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.clone(), service));
+        Ok(DatabaseClient::from_remote(
+            remote,
+            key.readonly,
+            max_inflight_from_env(),
+        ))
+    }
+
+    fn inspect(&self) -> Vec<LaunchedClientInfo> {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| s.info(&k.selection.cluster, k.readonly, false))
+            .collect()
+    }
+}

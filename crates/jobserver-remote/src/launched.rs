@@ -1,0 +1,100 @@
+//! The launched jobserver: the [`JobserverLauncher`] that builds launched clients from the
+//! configuration (`Config::jobserver_launch`) and the launcher.
+//!
+//! The jobserver learns where the hashserver and database are through its status file
+//! (`file_parameters`, the reference's `collect_remote_clients`). Those are computed at each
+//! initialization from the live clients ([`RemoteClientsSource`]), so a jobserver whose
+//! parameters no longer match the live services is relaunched.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use seamless_remote_core::config::{Config, RemoteClients};
+use seamless_remote_core::launch::{
+    DescriptionSource, LaunchedClientInfo, LaunchedService, Launcher,
+};
+use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
+
+use crate::client::JobserverClient;
+use crate::error::JobserverError;
+use crate::remote::{JobserverLauncher, LaunchKey};
+
+/// Produces the live hashserver/database clients of a cluster (launching them if needed).
+pub type RemoteClientsSource = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RemoteClients, BoxError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Launched jobservers from a configuration.
+pub struct ConfigJobserverLauncher {
+    config: Config,
+    launcher: Launcher,
+    options: ClientOptions,
+    clients: RemoteClientsSource,
+    services: Mutex<Vec<(LaunchKey, Arc<LaunchedService>)>>,
+}
+
+impl std::fmt::Debug for ConfigJobserverLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigJobserverLauncher")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigJobserverLauncher {
+    /// Launched jobservers of `config`; `clients` gives the live buffer/database clients that
+    /// go into their parameters.
+    pub fn new(
+        config: Config,
+        launcher: Launcher,
+        options: ClientOptions,
+        clients: RemoteClientsSource,
+    ) -> Arc<Self> {
+        Arc::new(ConfigJobserverLauncher {
+            config,
+            launcher,
+            options,
+            clients,
+            services: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl JobserverLauncher for ConfigJobserverLauncher {
+    fn launched_client(&self, key: &LaunchKey) -> Result<JobserverClient, JobserverError> {
+        let config = self.config.clone();
+        let selection = key.selection.clone();
+        let clients = self.clients.clone();
+        // Fail now on a configuration that cannot give a jobserver.
+        config
+            .jobserver_launch(&selection, &RemoteClients::default(), None)
+            .map_err(|e| JobserverError::Config(e.to_string()))?;
+        let source: DescriptionSource = Arc::new(move || {
+            let config = config.clone();
+            let selection = selection.clone();
+            let clients = clients.clone();
+            Box::pin(async move {
+                let live = clients(selection.cluster.clone()).await?;
+                Ok(config.jobserver_launch(&selection, &live, None)?)
+            })
+        });
+        let service = LaunchedService::dynamic(source, self.launcher.clone());
+        let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.clone(), service));
+        Ok(JobserverClient::from_remote(remote))
+    }
+
+    fn inspect(&self) -> Vec<LaunchedClientInfo> {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| s.info(&k.selection.cluster, false, false))
+            .collect()
+    }
+}

@@ -1,0 +1,199 @@
+//! A scratch environment for launcher tests: a HOME with a local cluster on free port ranges
+//! (`.seamless/clusters.yaml`), a project directory, the launcher state under that HOME, and a
+//! guard that stops every service named by a server file when dropped (the launcher detaches
+//! services into their own session, so they are not children of the test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A scratch HOME with a local cluster on free port ranges, and a project directory.
+pub struct Env {
+    root: tempfile::TempDir,
+}
+
+/// A range of `width` free loopback ports below the ephemeral range.
+pub fn free_range(width: u16) -> u16 {
+    loop {
+        let base = 21000 + (fastrand_u16() % 8000);
+        if (base..base + width).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+fn fastrand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish() as u16
+}
+
+impl Env {
+    /// A new environment (hashserver, database and jobserver ranges).
+    pub fn new() -> Env {
+        let root = tempfile::tempdir().unwrap();
+        let (hs, db, js) = (free_range(10), free_range(10), free_range(10));
+        let home = root.path().join("home");
+        std::fs::create_dir_all(home.join(".seamless")).unwrap();
+        let data = root.path().join("data");
+        std::fs::write(
+            home.join(".seamless").join("clusters.yaml"),
+            format!(
+                "local_cluster: local\nlocal:\n  type: local\n  workers: 1\n  frontends:\n    - hashserver: {{bufferdir: {d}/buffers, network_interface: 127.0.0.1, port_start: {hs}, port_end: {}}}\n      database: {{database_dir: {d}/db, network_interface: 127.0.0.1, port_start: {db}, port_end: {}}}\n      jobserver: {{conda: null, network_interface: 127.0.0.1, port_start: {js}, port_end: {}}}\n",
+                hs + 9,
+                db + 9,
+                js + 9,
+                d = data.display()
+            ),
+        )
+        .unwrap();
+        let project = root.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("seamless.yaml"), "- project: demo\n").unwrap();
+        std::fs::write(
+            project.join("seamless.profile.yaml"),
+            "- cluster: local\n- execution: process\n",
+        )
+        .unwrap();
+        Env { root }
+    }
+
+    /// See the module docs.
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// See the module docs.
+    pub fn project(&self) -> PathBuf {
+        self.root.path().join("project")
+    }
+
+    /// See the module docs.
+    pub fn state(&self, dir: &str, key: &str) -> PathBuf {
+        self.home()
+            .join(".remote-http-launcher")
+            .join(dir)
+            .join(format!("{key}.json"))
+    }
+
+    /// See the module docs.
+    pub fn path_env(&self) -> String {
+        let venv = crate::venv::venv_dir().join("bin");
+        format!(
+            "{}:{}",
+            venv.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// See the module docs.
+    pub fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env("HOME", self.home())
+            .env("PATH", self.path_env())
+            .env_remove("SEAMLESS_CACHE");
+        c
+    }
+
+    /// Runs our launcher in a separate process.
+    /// See the module docs.
+    pub fn rust_launch(&self, bin: &Path, service: &str, mode: &str) -> Result<Value, String> {
+        let out = self
+            .cmd(bin)
+            .arg(self.project())
+            .args([service, mode])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Runs the Python reference launcher in a separate process.
+    /// See the module docs.
+    pub fn python_launch(&self, service: &str, mode: &str) -> Option<Value> {
+        let python = crate::require!(crate::venv::python())?;
+        let script = crate::venv::workspace_root().join("tests/python/launcher_interop.py");
+        let out = self
+            .cmd(&python)
+            .arg(script)
+            .arg(self.project())
+            .args([service, mode])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python launcher: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// See the module docs.
+    pub fn pid_of(&self, key: &str) -> i64 {
+        let text = std::fs::read_to_string(self.state("server", key)).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["pid"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+impl Drop for Env {
+    /// Stops every service named by a server file (SIGTERM, then SIGKILL).
+    fn drop(&mut self) {
+        let dir = self.home().join(".remote-http-launcher").join("server");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "json") {
+                if let Some(pid) = std::fs::read_to_string(e.path())
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["pid"].as_i64())
+                {
+                    kill(pid, "TERM");
+                    for _ in 0..50 {
+                        if !alive(pid) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    kill(pid, "KILL");
+                }
+            }
+        }
+    }
+}
+
+/// Sends a signal with kill(1).
+pub fn kill(pid: i64, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .output();
+}
+
+/// Whether a pid is alive (not a zombie).
+pub fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
