@@ -1,6 +1,6 @@
-//! seamless-fingertip: not implemented yet (see the project issue for the binaries).
+//! seamless-fingertip CHECKSUM: as seamless-resolve, recomputing a missing buffer from a
+//! transformation known to produce it.
 
-fn main() {
-    eprintln!("seamless-fingertip: not implemented yet in this build");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    seamless_cli::main_with(seamless_cli::stores::Tool::Fingertip)
 }

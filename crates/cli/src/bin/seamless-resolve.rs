@@ -1,6 +1,5 @@
-//! seamless-resolve: not implemented yet (see the project issue for the binaries).
+//! seamless-resolve CHECKSUM: print (or `--output`) the buffer with that checksum.
 
-fn main() {
-    eprintln!("seamless-resolve: not implemented yet in this build");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    seamless_cli::main_with(seamless_cli::stores::Tool::Resolve)
 }

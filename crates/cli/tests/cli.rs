@@ -1,0 +1,529 @@
+//! The built `seamless-resolve` and `seamless-fingertip` against real services, row by row of
+//! the reference transcripts (core-cli.md §7.1-§7.3), with our improvements where the reference
+//! fails, and byte-for-byte equality of stdout with the Python `seamless-resolve`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bytes::Bytes;
+use seamless_buffer_remote::BufferClient;
+use seamless_database_remote::DatabaseClient;
+use seamless_jobserver_remote::{JobserverClient, RunRequest};
+use seamless_remote_core::Checksum;
+use seamless_tests::proxy::{Fault, FaultProxy};
+use seamless_tests::require;
+use seamless_tests::services::{Database, Hashserver, HashserverOptions, Jobserver};
+use seamless_tests::transformation::python;
+use serde_json::json;
+
+const RESOLVE: &str = env!("CARGO_BIN_EXE_seamless-resolve");
+const FINGERTIP: &str = env!("CARGO_BIN_EXE_seamless-fingertip");
+
+fn clients(buffer: serde_json::Value, database: serde_json::Value) -> String {
+    json!({"buffer": buffer, "database": database}).to_string()
+}
+
+/// Runs a binary in `cwd` with a clean environment for Seamless variables.
+fn run(bin: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
+    let mut c = Command::new(bin);
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("SEAMLESS_REMOTE_CLIENTS")
+        .env_remove("SEAMLESS_CACHE")
+        .env("HOME", cwd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn put(url: &str, data: &[u8]) -> Checksum {
+    let cs = Checksum::of(data);
+    BufferClient::new(url, false)
+        .unwrap()
+        .write(&cs, Bytes::copy_from_slice(data))
+        .await
+        .unwrap();
+    cs
+}
+
+fn start() -> Option<Hashserver> {
+    seamless_tests::init_tracing();
+    require!(Hashserver::start(HashserverOptions::default()))
+}
+
+#[tokio::test]
+async fn resolve_successes_match_the_python_tool_byte_for_byte() {
+    let Some(hs) = start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env_clients = clients(json!([{"remote_url": hs.url()}]), json!([]));
+    let env = [("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str())];
+    let python_resolve = seamless_tests::venv::bin("seamless-resolve").ok();
+    let cases: Vec<(&[u8], &[u8])> = vec![
+        (
+            b"Hello, Seamless!\nsecond line\n",
+            b"Hello, Seamless!\nsecond line\n",
+        ),
+        (b"ends with newlines\n\n\n", b"ends with newlines\n"),
+        (
+            b"h\xc3\xa9llo \xe2\x9c\x93\r\nline2  \r\n\n",
+            b"h\xc3\xa9llo \xe2\x9c\x93\r\nline2  \r\n",
+        ),
+        (b"\n\nleading newlines kept", b"\n\nleading newlines kept\n"),
+        (
+            b"{\n  \"a\": [\n    1,\n    2.5\n  ],\n  \"b\": \"x\"\n}\n",
+            b"{\n  \"a\": [\n    1,\n    2.5\n  ],\n  \"b\": \"x\"\n}\n",
+        ),
+        (b"\"a string\"\n", b"\"a string\"\n"),
+        (b"42\n", b"42\n"),
+        (b"raw utf8 bytes no newline", b"raw utf8 bytes no newline\n"),
+    ];
+    for (buffer, expected) in cases {
+        let cs = put(&hs.url(), buffer).await;
+        let ours = run(RESOLVE, &[&cs.to_hex()], &env, dir.path());
+        assert_eq!(code(&ours), 0, "{}", stderr(&ours));
+        assert_eq!(ours.stdout, expected, "{cs}");
+        assert!(ours.stderr.is_empty(), "{}", stderr(&ours));
+        if let Some(py) = &python_resolve {
+            let theirs = run(py.to_str().unwrap(), &[&cs.to_hex()], &env, dir.path());
+            assert_eq!(code(&theirs), 0, "python: {}", stderr(&theirs));
+            assert_eq!(
+                ours.stdout, theirs.stdout,
+                "byte-for-byte with the Python tool for {cs}"
+            );
+        }
+    }
+    // Uppercase and spaced arguments.
+    let cs = put(&hs.url(), b"42\n").await;
+    let upper = cs.to_hex().to_uppercase();
+    assert_eq!(run(RESOLVE, &[&upper], &env, dir.path()).stdout, b"42\n");
+    let spaced: Vec<String> = cs
+        .to_hex()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert_eq!(
+        run(RESOLVE, &[&spaced.join(" ")], &env, dir.path()).stdout,
+        b"42\n"
+    );
+    // Checksum files with comments and blank lines.
+    let file = dir.path().join("result.CHECKSUM");
+    std::fs::write(&file, format!("# the result\n\n{upper}\n")).unwrap();
+    assert_eq!(
+        run(RESOLVE, &[file.to_str().unwrap()], &env, dir.path()).stdout,
+        b"42\n"
+    );
+    // The empty buffer and trivial checksums, with no server at all.
+    let none = [(
+        "SEAMLESS_REMOTE_CLIENTS",
+        r#"{"buffer": [{"remote_url": "http://127.0.0.1:9"}]}"#,
+    )];
+    assert_eq!(
+        run(RESOLVE, &[&Checksum::of(b"").to_hex()], &none, dir.path()).stdout,
+        b"\n"
+    );
+    assert_eq!(
+        run(RESOLVE, &[&Checksum::of(b"{}\n").to_hex()], &[], dir.path()).stdout,
+        b"{}\n"
+    );
+    assert_eq!(
+        run(
+            FINGERTIP,
+            &[&Checksum::of(b"{}\n").to_hex()],
+            &[],
+            dir.path()
+        )
+        .stdout,
+        b"{}\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_output_folders_failover_and_no_partial_files() {
+    let Some(hs) = start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let npy: Vec<u8> = b"\x93NUMPY\x01\x00v\x00"
+        .iter()
+        .copied()
+        .chain((0..=255u8).cycle().take(4000))
+        .collect();
+    let cs = put(&hs.url(), &npy).await;
+    let env_clients = clients(json!([{"remote_url": hs.url()}]), json!([]));
+    let env = [("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str())];
+    // Binary to a pipe: the exact bytes (the reference crashes with UnicodeDecodeError).
+    let out = run(RESOLVE, &[&cs.to_hex()], &env, dir.path());
+    assert_eq!(code(&out), 0);
+    assert_eq!(out.stdout, npy);
+    // --output: exact bytes.
+    let target = dir.path().join("out.npy");
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex(), "--output", target.to_str().unwrap()],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&target).unwrap(), npy);
+    // A read folder only: no HTTP.
+    let folder = clients(json!([{"remote_directory": hs.buffer_dir()}]), json!([]));
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex()],
+        &[("SEAMLESS_REMOTE_CLIENTS", &folder)],
+        dir.path(),
+    );
+    assert_eq!(out.stdout, npy);
+    // A dead server first, then a good one: failover (the reference fails).
+    let failover = clients(
+        json!([{"remote_url": "http://127.0.0.1:9"}, {"remote_url": hs.url()}]),
+        json!([]),
+    );
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex()],
+        &[("SEAMLESS_REMOTE_CLIENTS", &failover)],
+        dir.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, npy);
+    // Corrupt bytes: integrity error, exit 7, and no output file (nor a temporary one).
+    let proxy = FaultProxy::start(hs.addr()).await;
+    for _ in 0..20 {
+        proxy.push(&format!("GET /{cs}"), Fault::Corrupt(100));
+    }
+    let via_proxy = clients(json!([{"remote_url": proxy.url()}]), json!([]));
+    let outdir = dir.path().join("outdir");
+    std::fs::create_dir(&outdir).unwrap();
+    let target = outdir.join("x.npy");
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex(), "--output", target.to_str().unwrap()],
+        &[("SEAMLESS_REMOTE_CLIENTS", &via_proxy)],
+        dir.path(),
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("integrity"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_dir(&outdir).unwrap().count(),
+        0,
+        "no partial file"
+    );
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex()],
+        &[("SEAMLESS_REMOTE_CLIENTS", &via_proxy)],
+        dir.path(),
+    );
+    assert_eq!(code(&out), 7);
+    assert!(out.stdout.is_empty(), "a wrong buffer is never printed");
+}
+
+#[tokio::test]
+async fn resolve_failures_are_one_or_two_lines_with_distinct_codes() {
+    let Some(hs) = start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env_clients = clients(json!([{"remote_url": hs.url()}]), json!([]));
+    let env = [("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str())];
+    let missing = Checksum::of(b"not stored anywhere").to_hex();
+    let cases: Vec<(Vec<String>, Vec<(&str, String)>, i32, &str)> = vec![
+        (vec![missing.clone()], vec![], 4, "found in none"),
+        (vec!["nothex".into()], vec![], 3, "invalid checksum"),
+        (
+            vec![missing[..63].to_string()],
+            vec![],
+            3,
+            "64 hexadecimal digits",
+        ),
+        (
+            vec![missing.clone(), "--project".into(), ":sub".into()],
+            vec![],
+            2,
+            "Invalid --project value ':sub'",
+        ),
+        (
+            vec![
+                missing.clone(),
+                "--output".into(),
+                "/nonexistent-dir/x.txt".into(),
+            ],
+            vec![],
+            8,
+            "Cannot write output file '/nonexistent-dir/x.txt'",
+        ),
+        (
+            vec![missing.clone()],
+            vec![("SEAMLESS_REMOTE_CLIENTS", "{not json".into())],
+            5,
+            "SEAMLESS_REMOTE_CLIENTS",
+        ),
+        (
+            vec![missing.clone()],
+            vec![(
+                "SEAMLESS_REMOTE_CLIENTS",
+                format!(r#"{{"buffer": [{{"url": "{}"}}]}}"#, hs.url()),
+            )],
+            5,
+            "remote_url",
+        ),
+        (
+            vec![missing.clone()],
+            vec![("SEAMLESS_REMOTE_CLIENTS", "{}".into())],
+            5,
+            "no buffer store",
+        ),
+        (
+            vec![missing.clone()],
+            vec![(
+                "SEAMLESS_REMOTE_CLIENTS",
+                r#"{"buffer": [{"remote_url": "http://127.0.0.1:9"}]}"#.into(),
+            )],
+            6,
+            "cannot reach",
+        ),
+    ];
+    for (args, extra, want, text) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut e: Vec<(&str, &str)> = env.to_vec();
+        e.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let out = run(RESOLVE, &args, &e, dir.path());
+        let err = stderr(&out);
+        assert_eq!(code(&out), want, "{args:?}: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+        assert!(err.lines().count() <= 3, "short: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+    // No configuration at all.
+    let out = run(RESOLVE, &[&missing], &[], dir.path());
+    assert_eq!(code(&out), 5);
+    assert!(stderr(&out).starts_with("seamless-resolve: Cannot resolve without a cluster defined"));
+    let out = run(FINGERTIP, &[&missing], &[], dir.path());
+    assert!(stderr(&out).contains("Cannot fingertip without a cluster defined"));
+    // --stage with SEAMLESS_REMOTE_CLIENTS: not silent, and the stores still work.
+    let cs = put(&hs.url(), b"staged\n").await;
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex(), "--stage", "prod"],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(out.stdout, b"staged\n");
+    assert!(stderr(&out).contains("--project/--stage have no effect"));
+    // --help documents the exit codes.
+    let out = run(RESOLVE, &["--help"], &[], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("integrity failure"));
+}
+
+#[tokio::test]
+async fn resolve_from_a_project_configuration_launches_the_hashserver() {
+    if seamless_tests::venv::bin("hashserver").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        return;
+    }
+    let env = seamless_tests::launchenv::Env::new();
+    let path = env.path_env();
+    let home = env.home().display().to_string();
+    let vars = [("PATH", path.as_str()), ("HOME", home.as_str())];
+    // A first resolve launches the project's hashserver (the buffer is missing).
+    let missing = Checksum::of(b"absent").to_hex();
+    let out = run(RESOLVE, &[&missing], &vars, &env.project());
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Launch hashserver"),
+        "{}",
+        stderr(&out)
+    );
+    let server: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.state("client", "hashserver-local-rw-demo")).unwrap(),
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", server["port"]);
+    let cs = put(&url, b"from the project's hashserver\n").await;
+    let out = run(RESOLVE, &[&cs.to_hex()], &vars, &env.project());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"from the project's hashserver\n");
+    assert!(!stderr(&out).contains("Launch"), "reused: {}", stderr(&out));
+    // --project wins over the file (a project without a hashserver yet: launched for it).
+    let out = run(
+        RESOLVE,
+        &[&cs.to_hex(), "--project", "other"],
+        &vars,
+        &env.project(),
+    );
+    assert_eq!(code(&out), 4, "another project's store: {}", stderr(&out));
+    assert!(env.state("server", "hashserver-local-rw-other").exists());
+}
+
+struct Stack {
+    hs: Hashserver,
+    db: Database,
+    _js: Jobserver,
+    result: Checksum,
+    tf: Checksum,
+}
+
+/// A result computed by a real jobserver, recorded in the database, then deleted from the
+/// hashserver.
+async fn deleted_result() -> Option<Stack> {
+    seamless_tests::init_tracing();
+    let hs = require!(Hashserver::start(HashserverOptions::default()))?;
+    let db = require!(Database::start())?;
+    let js = require!(Jobserver::start(&hs.url(), Some(&db.url())))?;
+    let t = python(
+        "def add_and_describe(a, b, label):\n    return {\"sum\": a + b, \"label\": label * 2}\n",
+        &[("a", json!(17)), ("b", json!(25)), ("label", json!("xy"))],
+    );
+    let c = BufferClient::new(&hs.url(), false).unwrap();
+    for (cs, b) in &t.buffers {
+        c.write(cs, b.clone()).await.unwrap();
+    }
+    let r = JobserverClient::new(&js.url())
+        .unwrap()
+        .run_transformation(&RunRequest::new(t.dict.clone(), t.tf_checksum))
+        .await
+        .unwrap()
+        .result_checksum()
+        .unwrap();
+    let d = DatabaseClient::new(&db.url(), false).unwrap();
+    d.set_transformation_result(&t.tf_checksum, &r)
+        .await
+        .unwrap();
+    d.set_transformation_result(&t.tf_checksum, &r)
+        .await
+        .unwrap();
+    // The jobserver uploads the result; wait until it is stored, then delete it.
+    let hex = r.to_hex();
+    let file = hs.buffer_dir().join(&hex[..2]).join(&hex);
+    for _ in 0..200 {
+        if file.is_file() && c.get(&r).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&file).unwrap();
+    Some(Stack {
+        hs,
+        db,
+        _js: js,
+        result: r,
+        tf: t.tf_checksum,
+    })
+}
+
+fn venv_path() -> String {
+    format!(
+        "{}:{}",
+        seamless_tests::venv::venv_dir().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[tokio::test]
+async fn fingertip_recomputes_a_deleted_result() {
+    let Some(s) = deleted_result().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env_clients = clients(
+        json!([{"remote_url": s.hs.url(), "readonly": false}]),
+        json!([{"remote_url": s.db.url(), "readonly": false}]),
+    );
+    let path = venv_path();
+    let env = [
+        ("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str()),
+        ("PATH", path.as_str()),
+    ];
+    let r = s.result.to_hex();
+    let expected = b"{\n  \"label\": \"xyxy\",\n  \"sum\": 42\n}\n";
+    let out = run(RESOLVE, &[&r], &env, dir.path());
+    assert_eq!(code(&out), 4, "the result is deleted");
+    let out = run(FINGERTIP, &[&r, "--verbose"], &env, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, expected);
+    // Written back: resolve finds it now (the reference's fingertip does not write it back).
+    let out = run(RESOLVE, &[&r], &env, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, expected);
+    // --output, after deleting it again.
+    std::fs::remove_file(s.hs.buffer_dir().join(&r[..2]).join(&r)).unwrap();
+    let target = dir.path().join("result.json");
+    let out = run(
+        FINGERTIP,
+        &[&r, "--output", target.to_str().unwrap()],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(Checksum::of(&std::fs::read(&target).unwrap()), s.result);
+
+    // Unknown checksum: exit 4.
+    let out = run(
+        FINGERTIP,
+        &[&Checksum::of(b"nobody makes this").to_hex()],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    // Without seamless-jobserver on PATH and no backend: how to enable recomputation.
+    std::fs::remove_file(s.hs.buffer_dir().join(&r[..2]).join(&r)).unwrap();
+    let env = [
+        ("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str()),
+        ("PATH", "/usr/bin:/bin"),
+    ];
+    let out = run(FINGERTIP, &[&r, "--verbose"], &env, dir.path());
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("install seamless-jobserver"),
+        "{}",
+        stderr(&out)
+    );
+    // The database down: a clear error, not a silent miss.
+    let env_down = clients(
+        json!([{"remote_url": s.hs.url()}]),
+        json!([{"remote_url": "http://127.0.0.1:9"}]),
+    );
+    let out = run(
+        FINGERTIP,
+        &[&r],
+        &[("SEAMLESS_REMOTE_CLIENTS", &env_down)],
+        dir.path(),
+    );
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let _ = s.tf;
+}
+
+#[tokio::test]
+async fn fingertip_with_read_only_stores_uses_a_temporary_hashserver() {
+    let Some(s) = deleted_result().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Read-only buffer store and database: the result cannot be written back, but is printed.
+    let env_clients = clients(
+        json!([{"remote_url": s.hs.url()}]),
+        json!([{"remote_url": s.db.url()}]),
+    );
+    let path = venv_path();
+    let env = [
+        ("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str()),
+        ("PATH", path.as_str()),
+    ];
+    let r = s.result.to_hex();
+    let out = run(FINGERTIP, &[&r], &env, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"{\n  \"label\": \"xyxy\",\n  \"sum\": 42\n}\n");
+    let out = run(RESOLVE, &[&r], &env, dir.path());
+    assert_eq!(code(&out), 4, "not written back to a read-only store");
+}
