@@ -2,6 +2,8 @@
 //! the reference transcripts (core-cli.md §7.1-§7.3), with our improvements where the reference
 //! fails, and byte-for-byte equality of stdout with the Python `seamless-resolve`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
