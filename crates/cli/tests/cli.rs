@@ -236,7 +236,9 @@ async fn resolve_failures_are_one_or_two_lines_with_distinct_codes() {
     let env_clients = clients(json!([{"remote_url": hs.url()}]), json!([]));
     let env = [("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str())];
     let missing = Checksum::of(b"not stored anywhere").to_hex();
-    let cases: Vec<(Vec<String>, Vec<(&str, String)>, i32, &str)> = vec![
+    // (arguments, extra environment, exit code, text in the message)
+    type Case<'a> = (Vec<String>, Vec<(&'a str, String)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![missing.clone()], vec![], 4, "found in none"),
         (vec!["nothex".into()], vec![], 3, "invalid checksum"),
         (
