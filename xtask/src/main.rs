@@ -3,11 +3,13 @@
 //! * `cargo xtask test`: the one test command. fmt check, clippy (`-D warnings`), the harness
 //!   virtualenv, then every unit and integration test with the real services required.
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
-//! * `cargo xtask demo`: the main job on a local default (needs the binaries; not yet).
+//! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
+//!   transformation, then the two binaries (resolve, fingertip).
 //! * `cargo xtask bench [buffer]`: Rust vs the Python reference, side by side (`database`,
 //!   `cli`, `dask` to come).
 
 mod bench;
+mod demo;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -40,9 +42,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("venv") => venv::ensure(&root).map(|p| println!("{}", p.display())),
-        Some("demo") => {
-            bail!("`cargo xtask demo` is not available yet: the seamless-resolve/seamless-fingertip binaries are not implemented (see the CLI issue)")
-        }
+        Some("demo") => demo::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("-h") | Some("--help") | Some("help") | None => {
             println!("{}", usage());

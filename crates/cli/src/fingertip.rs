@@ -125,12 +125,21 @@ async fn recompute_from(
         // A recomputed input must reach the jobserver's store.
         backend.upload(stores, &pin, bytes).await?;
     }
-    let result = backend.run(stores, Value::Object(dict), *tf).await?;
+    let dict = Value::Object(dict);
+    let result = backend.run(stores, dict.clone(), *tf, false).await?;
     if result != *wanted {
         tracing::warn!(%tf, %result, %wanted, "recomputation gave another checksum");
         return Ok(None);
     }
-    let bytes = backend.fetch(stores, &result).await?;
+    let mut bytes = backend.fetch(stores, &result).await?;
+    if bytes.is_none() && !stores.jobservers.is_empty() {
+        // A long-running jobserver may answer from its own cache without uploading the buffer
+        // again: recompute on a fresh temporary jobserver.
+        tracing::warn!(%tf, "the stage's jobserver answered from its cache; recomputing on a temporary jobserver");
+        if backend.run(stores, dict, *tf, true).await? == result {
+            bytes = backend.fetch(stores, &result).await?;
+        }
+    }
     if let Some(b) = &bytes {
         if !stores.buffers.write_servers().is_empty() {
             stores
@@ -379,14 +388,16 @@ impl Backend {
         Ok(())
     }
 
+    /// Runs on the stage's jobservers, or (none, or `fresh`) on a temporary one.
     async fn run(
         &mut self,
         stores: &Stores,
         dict: Value,
         tf: Checksum,
+        fresh: bool,
     ) -> Result<Checksum, CliError> {
         let request = RunRequest::new(dict, tf);
-        let result = if stores.jobservers.is_empty() {
+        let result = if fresh || stores.jobservers.is_empty() {
             self.temp(stores)?.client.run_transformation(&request).await
         } else {
             stores.jobservers.run_transformation(&request).await

@@ -1,0 +1,322 @@
+//! `cargo xtask demo`: the main job on a local default, end to end.
+//!
+//! In a temporary directory: a local cluster (`~/.seamless/clusters.yaml`, a scratch HOME) and a
+//! project (`seamless.yaml`, stage `remote` with a jobserver). Through our launcher it starts a
+//! hashserver, a database and a jobserver, stores a few buffers (text, JSON, binary) and a
+//! transformation, runs it, records the result, deletes the result buffer, then runs the built
+//! `seamless-resolve` (stdout and `--output`) and `seamless-fingertip` (on the deleted result)
+//! and shows what each printed. Everything it started is stopped at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use seamless_buffer_remote::launched::ConfigBufferLauncher;
+use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
+use seamless_database_remote::launched::ConfigDatabaseLauncher;
+use seamless_database_remote::DatabaseRemote;
+use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
+use seamless_jobserver_remote::{JobserverRemote, RunRequest};
+use seamless_remote_core::config::{load, LoadOptions, RemoteClients};
+use seamless_remote_core::launch::{Launcher, StateDirs};
+use seamless_remote_core::{Checksum, ClientOptions};
+use serde_json::{json, Value};
+
+fn free_range(width: u16) -> u16 {
+    let mut base = 23000 + (std::process::id() as u16 % 5000);
+    loop {
+        if (base..base + width).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+        base = 21000 + (base + 97) % 8000;
+    }
+}
+
+/// Stops every service started under `home` (their pids are in the server state files).
+struct StopAll(PathBuf);
+
+impl Drop for StopAll {
+    fn drop(&mut self) {
+        let dir = self.0.join(".remote-http-launcher").join("server");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut stopped = 0;
+        for e in entries.flatten() {
+            let pid = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["pid"].as_i64());
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) on a pid we launched.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGTERM);
+                }
+                stopped += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        println!("\nStopped the {stopped} services the demo started.");
+    }
+}
+
+fn show(title: &str, bin: &Path, args: &[&str], env: &[(&str, String)], cwd: &Path) -> Result<()> {
+    let mut c = Command::new(bin);
+    // The demo's buffers live in stage `remote` (the stage with the jobserver).
+    c.args(args).args(["--stage", "remote"]).current_dir(cwd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env_remove("SEAMLESS_REMOTE_CLIENTS")
+        .env_remove("SEAMLESS_CACHE");
+    let out = c
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let name = bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!("\n## {title}\n$ {name} {} --stage remote", args.join(" "));
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !err.trim().is_empty() {
+        println!("(stderr) {}", err.trim_end().replace('\n', "\n(stderr) "));
+    }
+    println!("(exit {})", out.status.code().unwrap_or(-1));
+    Ok(())
+}
+
+/// Entry point.
+pub fn run(root: &Path) -> Result<()> {
+    let venv = crate::venv::ensure(root)?;
+    let status = crate::cargo()
+        .current_dir(root)
+        .args(["build", "-q", "-p", "seamless-cli"])
+        .status()?;
+    if !status.success() {
+        bail!("building the binaries failed");
+    }
+    let bins = root.join("target").join("debug");
+    let tmp = tempfile::Builder::new()
+        .prefix("seamless-demo-")
+        .tempdir()?;
+    let home = tmp.path().join("home");
+    let project = tmp.path().join("project");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(home.join(".seamless"))?;
+    std::fs::create_dir_all(&project)?;
+    let (hs, db, js) = (free_range(10), free_range(10), free_range(10));
+    std::fs::write(
+        home.join(".seamless").join("clusters.yaml"),
+        format!(
+            "local_cluster: local\nlocal:\n  type: local\n  workers: 1\n  frontends:\n    - hashserver: {{bufferdir: {d}/buffers, network_interface: 127.0.0.1, port_start: {hs}, port_end: {}}}\n      database: {{database_dir: {d}/db, network_interface: 127.0.0.1, port_start: {db}, port_end: {}}}\n      jobserver: {{conda: null, network_interface: 127.0.0.1, port_start: {js}, port_end: {}}}\n",
+            hs + 9,
+            db + 9,
+            js + 9,
+            d = data.display()
+        ),
+    )?;
+    std::fs::write(project.join("seamless.yaml"), "- project: demo\n")?;
+    std::fs::write(
+        project.join("seamless.profile.yaml"),
+        "- cluster: local\n- execution: process\n- stage remote:\n    - execution: remote\n    - remote: jobserver\n",
+    )?;
+    println!(
+        "# Seamless remote, in Rust: demo\nscratch directory: {}",
+        tmp.path().display()
+    );
+    let _stop = StopAll(home.clone());
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (text, json_cs, binary, result) =
+        runtime.block_on(store_and_compute(&home, &project, &path))?;
+    let env = vec![("HOME", home.display().to_string()), ("PATH", path.clone())];
+    show(
+        "Resolve a text buffer",
+        &bins.join("seamless-resolve"),
+        &[&text.to_hex()],
+        &env,
+        &project,
+    )?;
+    show(
+        "Resolve a JSON buffer",
+        &bins.join("seamless-resolve"),
+        &[&json_cs.to_hex()],
+        &env,
+        &project,
+    )?;
+    let out = tmp.path().join("binary.out");
+    show(
+        "Resolve a binary buffer to a file",
+        &bins.join("seamless-resolve"),
+        &[&binary.to_hex(), "--output", out.to_str().context("path")?],
+        &env,
+        &project,
+    )?;
+    let written = std::fs::read(&out).unwrap_or_default();
+    println!(
+        "{} bytes written, SHA-256 {}",
+        written.len(),
+        Checksum::of(&written)
+    );
+    show(
+        "Resolve the deleted result (not found)",
+        &bins.join("seamless-resolve"),
+        &[&result.to_hex()],
+        &env,
+        &project,
+    )?;
+    show(
+        "Fingertip the deleted result (recomputed by the stage's jobserver)",
+        &bins.join("seamless-fingertip"),
+        &[&result.to_hex()],
+        &env,
+        &project,
+    )?;
+    show(
+        "Resolve it again (written back)",
+        &bins.join("seamless-resolve"),
+        &[&result.to_hex()],
+        &env,
+        &project,
+    )?;
+    Ok(())
+}
+
+/// Launches the services through our launcher, stores buffers, runs a transformation, records
+/// the result, and deletes the result buffer. Returns (text, JSON, binary, result) checksums.
+async fn store_and_compute(
+    home: &Path,
+    project: &Path,
+    path: &str,
+) -> Result<(Checksum, Checksum, Checksum, Checksum)> {
+    let cfg = load(&LoadOptions {
+        workdir: project.to_path_buf(),
+        home: Some(home.to_path_buf()),
+        stage: Some("remote".into()),
+        ..LoadOptions::default()
+    })?;
+    let current = cfg.current()?;
+    let launcher = Launcher::new(StateDirs::new(home)).with_env("PATH", path);
+    let options = ClientOptions::default();
+    let activate = ActivateOptions {
+        main: Some(current.clone()),
+        ..ActivateOptions::default()
+    };
+    let mut buffers = BufferRemote::new();
+    buffers.set_launcher(ConfigBufferLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        options.clone(),
+    ));
+    buffers.activate(&activate)?;
+    let mut databases = DatabaseRemote::new();
+    databases.set_launcher(ConfigDatabaseLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        options.clone(),
+    ));
+    databases.activate(&activate)?;
+    let store = buffers.active();
+
+    let text = Bytes::from_static(b"Hello from Seamless, in Rust!\nsecond line\n");
+    let json_buf = seamless_tests::transformation::mixed_buffer(
+        &json!({"answer": 42, "list": [1, 2.5, "three"]}),
+    );
+    let binary = Bytes::from((0..=255u8).cycle().take(10_000).collect::<Vec<u8>>());
+    for b in [&text, &json_buf, &binary] {
+        store.write_buffer(&Checksum::of(b), b.clone()).await?;
+    }
+    println!("\nStored 3 buffers (text, JSON, binary) on the launched hashserver.");
+
+    let buffers = Arc::new(buffers);
+    let databases = Arc::new(databases);
+    let clients: RemoteClientsSource = {
+        let (b, d) = (buffers.clone(), databases.clone());
+        Arc::new(move |cluster: String| {
+            let (b, d) = (b.clone(), d.clone());
+            Box::pin(async move {
+                for s in b.active().read_servers() {
+                    s.remote().ensure_initialized().await?;
+                }
+                for s in d.active().read_servers() {
+                    s.remote().ensure_initialized().await?;
+                }
+                let pick = |v: Vec<seamless_remote_core::launch::LaunchedClientInfo>| {
+                    v.into_iter()
+                        .filter(|i| i.cluster == cluster)
+                        .map(|i| i.entry())
+                        .collect::<Vec<_>>()
+                };
+                Ok(RemoteClients {
+                    buffer: pick(b.inspect_launched_clients()),
+                    database: pick(d.inspect_launched_clients()),
+                    record: None,
+                })
+            })
+        })
+    };
+    let mut jobs = JobserverRemote::new();
+    jobs.set_launcher(ConfigJobserverLauncher::new(
+        cfg.clone(),
+        launcher,
+        options,
+        clients,
+    ));
+    jobs.activate(&seamless_jobserver_remote::remote::ActivateOptions {
+        main: Some(current),
+        ..Default::default()
+    })?;
+    let t = seamless_tests::transformation::python(
+        "def describe(a, b, label):\n    return {\"sum\": a + b, \"label\": label * 2}\n",
+        &[("a", json!(17)), ("b", json!(25)), ("label", json!("xy"))],
+    );
+    for (cs, b) in &t.buffers {
+        store.write_buffer(cs, b.clone()).await?;
+    }
+    let result = jobs
+        .active()
+        .run_transformation(&RunRequest::new(t.dict.clone(), t.tf_checksum))
+        .await?
+        .result_checksum()
+        .context("no result")?;
+    databases
+        .active()
+        .set_transformation_result(&t.tf_checksum, &result)
+        .await?;
+    println!(
+        "Ran transformation {} on the launched jobserver: result {result}.",
+        t.tf_checksum
+    );
+    // Delete the result buffer, so that only fingertip can get it back.
+    let info = buffers.inspect_launched_clients();
+    let dir = info
+        .first()
+        .and_then(|i| i.directory.clone())
+        .context("the hashserver's directory")?;
+    let hex = result.to_hex();
+    let file = Path::new(&dir).join(&hex[..2]).join(&hex);
+    for _ in 0..100 {
+        if file.is_file() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&file).with_context(|| format!("deleting {}", file.display()))?;
+    println!("Deleted the result buffer from the hashserver's directory.");
+    Ok((
+        Checksum::of(&text),
+        Checksum::of(&json_buf),
+        Checksum::of(&binary),
+        result,
+    ))
+}
