@@ -13,18 +13,19 @@ use seamless_tests::services::{Database, Hashserver, HashserverOptions};
 
 /// One measured child run.
 #[derive(Debug, Clone)]
-struct Measured {
+pub(crate) struct Measured {
     /// The scenario's own timing (from its JSON line), without process start-up.
-    op_s: f64,
+    pub(crate) op_s: f64,
     /// CPU time of the whole process (user + system).
-    cpu_s: f64,
+    pub(crate) cpu_s: f64,
     /// Peak resident set size.
-    rss_mib: f64,
+    pub(crate) rss_mib: f64,
     /// The JSON line the child printed.
-    json: serde_json::Value,
+    pub(crate) json: serde_json::Value,
 }
 
-fn run_measured(mut cmd: Command) -> Result<Measured> {
+/// Runs `cmd` to completion: (wall seconds, CPU seconds, peak RSS MiB, exit ok, stdout).
+pub(crate) fn measure(mut cmd: Command) -> Result<(f64, f64, f64, bool, String)> {
     cmd.stdout(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
@@ -42,33 +43,46 @@ fn run_measured(mut cmd: Command) -> Result<Measured> {
     if rc < 0 {
         bail!("wait4 failed for {cmd:?}");
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{cmd:?} failed (status {status}); stdout: {out}");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((
+        wall,
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0,
+        ok,
+        out,
+    ))
+}
+
+fn run_measured(cmd: Command) -> Result<Measured> {
+    let desc = format!("{cmd:?}");
+    let (wall, cpu_s, rss_mib, ok, out) = measure(cmd)?;
+    if !ok {
+        bail!("{desc} failed; stdout: {out}");
     }
     let json: serde_json::Value = out
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .with_context(|| format!("no JSON result from {cmd:?}: {out}"))?;
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        .with_context(|| format!("no JSON result from {desc}: {out}"))?;
     Ok(Measured {
         op_s: json.get("wall_s").and_then(|v| v.as_f64()).unwrap_or(wall),
-        cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
-        rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        cpu_s,
+        rss_mib,
         json,
     })
 }
 
-fn median(mut v: Vec<Measured>) -> Measured {
+pub(crate) fn median(mut v: Vec<Measured>) -> Measured {
     v.sort_by(|a, b| a.op_s.total_cmp(&b.op_s));
     v.swap_remove(v.len() / 2)
 }
 
-struct Row {
-    scenario: String,
-    rust: Measured,
-    python: Option<Measured>,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) scenario: String,
+    pub(crate) rust: Measured,
+    pub(crate) python: Option<Measured>,
+    pub(crate) note: String,
 }
 
 fn table(rows: &[Row]) -> String {
@@ -113,7 +127,7 @@ fn bench_client(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target").join("release").join("bench-client"))
 }
 
-fn generate_file(path: &Path, size: u64, seed: u64) -> Result<()> {
+pub(crate) fn generate_file(path: &Path, size: u64, seed: u64) -> Result<()> {
     use std::io::Write;
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
@@ -140,7 +154,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     match what {
         "buffer" => buffer(root),
         "database" => database(root),
-        "cli" | "dask" => bail!("`cargo xtask bench {what}` is not available yet"),
+        "cli" => crate::bench_cli::run(root),
+        "dask" => bail!("`cargo xtask bench {what}` is not available yet"),
         other => bail!("unknown benchmark {other:?} (buffer, database, cli, dask)"),
     }
 }
@@ -277,7 +292,7 @@ fn buffer(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_report(root: &Path, what: &str, title_note: &str, rows: &[Row]) -> Result<()> {
+pub(crate) fn write_report(root: &Path, what: &str, title_note: &str, rows: &[Row]) -> Result<()> {
     let report = format!(
         "# cargo xtask bench {what}\n\nMachine: {} cores. {title_note}\n\n{}",
         std::thread::available_parallelism()

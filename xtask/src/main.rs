@@ -9,6 +9,7 @@
 //!   `cli`, `dask` to come).
 
 mod bench;
+mod bench_cli;
 mod demo;
 mod venv;
 

@@ -71,8 +71,13 @@ pub fn buffer_error(e: BufferError) -> CliError {
     CliError::new(code, message)
 }
 
+/// Client options of a one-shot program: no healthcheck before the first request (the request
+/// itself reports an unreachable store; a long-lived process keeps the healthcheck).
 fn options() -> ClientOptions {
-    ClientOptions::default()
+    ClientOptions {
+        healthcheck: false,
+        ..ClientOptions::default()
+    }
 }
 
 /// Sets up the stores of `tool` from the environment and the arguments.
