@@ -19,7 +19,7 @@ use seamless_remote_core::{
 };
 
 use crate::error::BufferError;
-use crate::stream::{pump, Encoding, FileSink, MemorySink, PumpError, Sink, WriterSink};
+use crate::stream::{pump, Encoding, FileSink, MemorySink, Progress, PumpError, Sink, WriterSink};
 use crate::BufferLength;
 
 /// The largest number of checksums sent in one `/has` or `/buffer-length` request (the
@@ -209,16 +209,19 @@ impl BufferClient {
         checksum: &Checksum,
         path: &Path,
     ) -> Result<Option<u64>, BufferError> {
-        let mut sink = FileSink::create(path)
-            .map_err(|e| BufferError::io("creating a temporary file for", path, e))?;
-        if !self.fetch_verified(checksum, &mut sink).await? {
-            return Ok(None);
-        }
-        let len = sink.written();
-        sink.commit()
-            .await
-            .map_err(|e| BufferError::io("writing", path, e))?;
-        Ok(Some(len))
+        self.get_to_file_with(checksum, path, None).await
+    }
+
+    /// As `get_to_file`, reporting the bytes written to `progress`.
+    pub async fn get_to_file_with(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Option<u64>, BufferError> {
+        let mut sink = FileSink::open(path, progress)?;
+        let found = self.fetch_verified(checksum, &mut sink).await?;
+        sink.finish(found).await
     }
 
     /// Fetches into `sink` (retrying transient failures), verifies, re-fetches once on a

@@ -15,7 +15,7 @@ use seamless_remote_core::Checksum;
 
 use crate::error::BufferError;
 use crate::stream::{
-    pump, Encoding, FileSink, FileSource, MemorySink, PumpError, Sink, WriterSink,
+    pump, Encoding, FileSink, FileSource, MemorySink, Progress, PumpError, Sink, WriterSink,
 };
 use crate::BufferLength;
 
@@ -112,16 +112,19 @@ impl BufferFolder {
         checksum: &Checksum,
         path: &Path,
     ) -> Result<Option<u64>, BufferError> {
-        let mut sink = FileSink::create(path)
-            .map_err(|e| BufferError::io("creating a temporary file for", path, e))?;
-        if !self.read_verified(checksum, &mut sink).await? {
-            return Ok(None);
-        }
-        let len = sink.written();
-        sink.commit()
-            .await
-            .map_err(|e| BufferError::io("writing", path, e))?;
-        Ok(Some(len))
+        self.get_to_file_with(checksum, path, None).await
+    }
+
+    /// As `get_to_file`, reporting the bytes written to `progress`.
+    pub async fn get_to_file_with(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Option<u64>, BufferError> {
+        let mut sink = FileSink::open(path, progress)?;
+        let found = self.read_verified(checksum, &mut sink).await?;
+        sink.finish(found).await
     }
 
     /// Tries every candidate file; waits for locks while nothing good is found.

@@ -320,6 +320,16 @@ impl ActiveBuffers {
         checksum: &Checksum,
         path: &Path,
     ) -> Result<Option<u64>, BufferError> {
+        self.get_buffer_to_file_with(checksum, path, None).await
+    }
+
+    /// As [`ActiveBuffers::get_buffer_to_file`], reporting the bytes written to `progress`.
+    pub async fn get_buffer_to_file_with(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+        progress: Option<crate::Progress>,
+    ) -> Result<Option<u64>, BufferError> {
         if let Some(b) = trivial_buffer(checksum) {
             let len = b.len() as u64;
             write_file_atomically(path, &b).await?;
@@ -327,14 +337,20 @@ impl ActiveBuffers {
         }
         let mut first_failure = None;
         for folder in &self.read_folders {
-            match folder.get_to_file(checksum, path).await {
+            match folder
+                .get_to_file_with(checksum, path, progress.clone())
+                .await
+            {
                 Ok(Some(n)) => return Ok(Some(n)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),
             }
         }
         for server in &self.read_servers {
-            match server.get_to_file(checksum, path).await {
+            match server
+                .get_to_file_with(checksum, path, progress.clone())
+                .await
+            {
                 Ok(Some(n)) => return Ok(Some(n)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),

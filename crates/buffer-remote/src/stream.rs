@@ -268,6 +268,9 @@ impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
     }
 }
 
+/// Reports the bytes written so far to a file output (for a progress bar).
+pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Streams into a temporary file next to the destination; renamed into place only after the
 /// checksum verified, so that a failure never leaves a partial or wrong file.
 pub(crate) struct FileSink {
@@ -275,9 +278,35 @@ pub(crate) struct FileSink {
     file: tokio::io::BufWriter<tokio::fs::File>,
     written: u64,
     pub(crate) dest: PathBuf,
+    progress: Option<Progress>,
 }
 
 impl FileSink {
+    /// A sink for `dest`, reporting to `progress`.
+    pub(crate) fn open(
+        dest: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Self, crate::BufferError> {
+        let mut sink = Self::create(dest)
+            .map_err(|e| crate::BufferError::io("creating a temporary file for", dest, e))?;
+        sink.progress = progress;
+        Ok(sink)
+    }
+
+    /// Commits the file if the buffer was `found` (else removes the temporary file); returns
+    /// the length written.
+    pub(crate) async fn finish(self, found: bool) -> Result<Option<u64>, crate::BufferError> {
+        if !found {
+            return Ok(None);
+        }
+        let len = self.written;
+        let dest = self.dest.clone();
+        self.commit()
+            .await
+            .map_err(|e| crate::BufferError::io("writing", dest, e))?;
+        Ok(Some(len))
+    }
+
     pub(crate) fn create(dest: &Path) -> std::io::Result<Self> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -297,6 +326,7 @@ impl FileSink {
             file: tokio::io::BufWriter::with_capacity(1 << 20, file),
             written: 0,
             dest: dest.to_path_buf(),
+            progress: None,
         })
     }
 
@@ -323,6 +353,9 @@ impl Sink for FileSink {
     async fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
         self.file.write_all(data).await?;
         self.written += data.len() as u64;
+        if let Some(p) = &self.progress {
+            p(self.written);
+        }
         Ok(())
     }
     fn written(&self) -> u64 {

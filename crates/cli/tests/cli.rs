@@ -531,3 +531,29 @@ async fn fingertip_with_read_only_stores_uses_a_temporary_hashserver() {
     let out = run(RESOLVE, &[&r], &env, dir.path());
     assert_eq!(code(&out), 4, "not written back to a read-only store");
 }
+
+#[tokio::test]
+async fn binary_is_not_dumped_to_a_terminal() {
+    let Some(hs) = start() else { return };
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIP (no `script` to make a pseudo-terminal)");
+        return;
+    }
+    let cs = put(&hs.url(), b"\x00\x01\x02\xffbinary").await;
+    let env_clients = clients(json!([{"remote_url": hs.url()}]), json!([]));
+    let out = Command::new("script")
+        .args(["-qec", &format!("{RESOLVE} {cs}"), "/dev/null"])
+        .env("SEAMLESS_REMOTE_CLIENTS", &env_clients)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(8), "{text}");
+    assert!(
+        text.contains("not printed on a terminal") && text.contains("--output"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{FFFD}'),
+        "no binary garbage on the terminal: {text}"
+    );
+}
