@@ -18,9 +18,9 @@ use seamless_buffer_remote::launched::ConfigBufferLauncher;
 use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
 use seamless_database_remote::launched::ConfigDatabaseLauncher;
 use seamless_database_remote::DatabaseRemote;
-use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
+use seamless_jobserver_remote::launched::ConfigJobserverLauncher;
 use seamless_jobserver_remote::{JobserverRemote, RunRequest};
-use seamless_remote_core::config::{load, LoadOptions, RemoteClients};
+use seamless_remote_core::config::{load, LoadOptions};
 use seamless_remote_core::launch::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions};
 use serde_json::{json, Value};
@@ -240,31 +240,7 @@ async fn store_and_compute(
 
     let buffers = Arc::new(buffers);
     let databases = Arc::new(databases);
-    let clients: RemoteClientsSource = {
-        let (b, d) = (buffers.clone(), databases.clone());
-        Arc::new(move |cluster: String| {
-            let (b, d) = (b.clone(), d.clone());
-            Box::pin(async move {
-                for s in b.active().read_servers() {
-                    s.remote().ensure_initialized().await?;
-                }
-                for s in d.active().read_servers() {
-                    s.remote().ensure_initialized().await?;
-                }
-                let pick = |v: Vec<seamless_remote_core::launch::LaunchedClientInfo>| {
-                    v.into_iter()
-                        .filter(|i| i.cluster == cluster)
-                        .map(|i| i.entry())
-                        .collect::<Vec<_>>()
-                };
-                Ok(RemoteClients {
-                    buffer: pick(b.inspect_launched_clients()),
-                    database: pick(d.inspect_launched_clients()),
-                    record: None,
-                })
-            })
-        })
-    };
+    let clients = seamless_cli::stores::live_clients(buffers.clone(), databases.clone());
     let mut jobs = JobserverRemote::new();
     jobs.set_launcher(ConfigJobserverLauncher::new(
         cfg.clone(),

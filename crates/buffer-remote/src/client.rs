@@ -19,7 +19,7 @@ use seamless_remote_core::{
 };
 
 use crate::error::BufferError;
-use crate::stream::{pump, Encoding, FileSink, MemorySink, Progress, PumpError, Sink, WriterSink};
+use crate::stream::{pump, Encoding, Progress, PumpError, Sink, VerifiedSource};
 use crate::BufferLength;
 
 /// The largest number of checksums sent in one `/has` or `/buffer-length` request (the
@@ -171,22 +171,15 @@ impl BufferClient {
         Ok(answer)
     }
 
-    /// Downloads and verifies a buffer; `None` if the server does not have it.
+    /// Reads and verifies a buffer; `None` if it is not here.
     pub async fn get(&self, checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
-        let mut sink = MemorySink::default();
-        match self.fetch_verified(checksum, &mut sink).await? {
-            true => Ok(Some(sink.0.freeze())),
-            false => Ok(None),
-        }
+        self.get_bytes(checksum).await
     }
 
-    /// Streams a buffer into `writer`, verifying it on the way; returns its length, or `None`
-    /// if the server does not have it. Memory stays bounded whatever the size.
-    ///
-    /// The writer receives the bytes before the checksum can be verified: on an error the
-    /// writer holds data that must be discarded ([`BufferClient::get_to_file`] does that for
-    /// files). A transfer that breaks after bytes were written is not retried
-    /// ([`BufferError::Partial`]).
+    /// Streams a buffer into `writer`, verified on the way; returns its length, or `None`.
+    /// The writer receives the bytes before the checksum can be verified: on an error it holds
+    /// data that must be discarded (`get_to_file` does that for files). A transfer that breaks
+    /// after bytes were written is not retried ([`BufferError::Partial`]).
     pub async fn get_to_writer<W>(
         &self,
         checksum: &Checksum,
@@ -195,21 +188,18 @@ impl BufferClient {
     where
         W: tokio::io::AsyncWrite + Unpin,
     {
-        let mut sink = WriterSink { writer, written: 0 };
-        let found = self.fetch_verified(checksum, &mut sink).await?;
-        Ok(found.then_some(sink.written))
+        self.get_writer(checksum, writer).await
     }
 
-    /// Streams a buffer into the file `path`, verified: it is written to a temporary file in the
-    /// same directory and renamed into place only after its checksum matched, so that a failure
-    /// never leaves a partial or wrong file. Returns the length, or `None` if absent (then no
-    /// file is created).
+    /// Streams a buffer into the file `path`, verified: written to a temporary file in the same
+    /// directory and renamed into place only after its checksum matched, so that a failure never
+    /// leaves a partial or wrong file. Returns the length, or `None` (then no file is created).
     pub async fn get_to_file(
         &self,
         checksum: &Checksum,
         path: &Path,
     ) -> Result<Option<u64>, BufferError> {
-        self.get_to_file_with(checksum, path, None).await
+        self.get_file(checksum, path, None).await
     }
 
     /// As `get_to_file`, reporting the bytes written to `progress`.
@@ -219,9 +209,7 @@ impl BufferClient {
         path: &Path,
         progress: Option<Progress>,
     ) -> Result<Option<u64>, BufferError> {
-        let mut sink = FileSink::open(path, progress)?;
-        let found = self.fetch_verified(checksum, &mut sink).await?;
-        sink.finish(found).await
+        self.get_file(checksum, path, progress).await
     }
 
     /// Fetches into `sink` (retrying transient failures), verifies, re-fetches once on a
@@ -506,5 +494,11 @@ fn length_from_json(v: &serde_json::Value, checksum: &Checksum) -> Result<Buffer
             None => Err(format!("invalid length {n} for {checksum}")),
         },
         other => Err(format!("invalid length {other} for {checksum}")),
+    }
+}
+
+impl VerifiedSource for BufferClient {
+    async fn fill<S: Sink>(&self, checksum: &Checksum, sink: &mut S) -> Result<bool, BufferError> {
+        self.fetch_verified(checksum, sink).await
     }
 }

@@ -14,9 +14,7 @@ use bytes::Bytes;
 use seamless_remote_core::Checksum;
 
 use crate::error::BufferError;
-use crate::stream::{
-    pump, Encoding, FileSink, FileSource, MemorySink, Progress, PumpError, Sink, WriterSink,
-};
+use crate::stream::{pump, Encoding, FileSource, Progress, PumpError, Sink, VerifiedSource};
 use crate::BufferLength;
 
 /// How often lock files are polled.
@@ -81,17 +79,15 @@ impl BufferFolder {
         false
     }
 
-    /// Reads and verifies a buffer; `None` if the folder does not have it.
+    /// Reads and verifies a buffer; `None` if it is not here.
     pub async fn get(&self, checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
-        let mut sink = MemorySink::default();
-        Ok(self
-            .read_verified(checksum, &mut sink)
-            .await?
-            .then(|| sink.0.freeze()))
+        self.get_bytes(checksum).await
     }
 
-    /// Streams a buffer into `writer`, verified on the way; returns its length or `None`.
-    /// As for [`crate::BufferClient::get_to_writer`], the writer must discard its data on error.
+    /// Streams a buffer into `writer`, verified on the way; returns its length, or `None`.
+    /// The writer receives the bytes before the checksum can be verified: on an error it holds
+    /// data that must be discarded (`get_to_file` does that for files). A transfer that breaks
+    /// after bytes were written is not retried ([`BufferError::Partial`]).
     pub async fn get_to_writer<W>(
         &self,
         checksum: &Checksum,
@@ -100,19 +96,18 @@ impl BufferFolder {
     where
         W: tokio::io::AsyncWrite + Unpin,
     {
-        let mut sink = WriterSink { writer, written: 0 };
-        let found = self.read_verified(checksum, &mut sink).await?;
-        Ok(found.then_some(sink.written))
+        self.get_writer(checksum, writer).await
     }
 
-    /// Copies a buffer into the file `path`, verified, through a temporary file renamed into
-    /// place; returns its length or `None` (then no file is created).
+    /// Streams a buffer into the file `path`, verified: written to a temporary file in the same
+    /// directory and renamed into place only after its checksum matched, so that a failure never
+    /// leaves a partial or wrong file. Returns the length, or `None` (then no file is created).
     pub async fn get_to_file(
         &self,
         checksum: &Checksum,
         path: &Path,
     ) -> Result<Option<u64>, BufferError> {
-        self.get_to_file_with(checksum, path, None).await
+        self.get_file(checksum, path, None).await
     }
 
     /// As `get_to_file`, reporting the bytes written to `progress`.
@@ -122,9 +117,7 @@ impl BufferFolder {
         path: &Path,
         progress: Option<Progress>,
     ) -> Result<Option<u64>, BufferError> {
-        let mut sink = FileSink::open(path, progress)?;
-        let found = self.read_verified(checksum, &mut sink).await?;
-        sink.finish(found).await
+        self.get_file(checksum, path, progress).await
     }
 
     /// Tries every candidate file; waits for locks while nothing good is found.
@@ -214,6 +207,12 @@ impl BufferFolder {
             return known.map_or(BufferLength::Unknown, BufferLength::Known);
         }
         BufferLength::Absent
+    }
+}
+
+impl VerifiedSource for BufferFolder {
+    async fn fill<S: Sink>(&self, checksum: &Checksum, sink: &mut S) -> Result<bool, BufferError> {
+        self.read_verified(checksum, sink).await
     }
 }
 

@@ -268,6 +268,46 @@ impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
     }
 }
 
+/// A place buffers are read from, verified, into any sink; gives the three ways to receive a
+/// buffer (memory, a caller's writer, a file) once for every kind of source.
+pub(crate) trait VerifiedSource {
+    /// Fills `sink` with the verified buffer; `false` if the source does not have it.
+    async fn fill<S: Sink>(
+        &self,
+        checksum: &Checksum,
+        sink: &mut S,
+    ) -> Result<bool, crate::BufferError>;
+
+    async fn get_bytes(&self, checksum: &Checksum) -> Result<Option<Bytes>, crate::BufferError> {
+        let mut sink = MemorySink::default();
+        Ok(self
+            .fill(checksum, &mut sink)
+            .await?
+            .then(|| sink.0.freeze()))
+    }
+
+    async fn get_writer<W: AsyncWrite + Unpin>(
+        &self,
+        checksum: &Checksum,
+        writer: &mut W,
+    ) -> Result<Option<u64>, crate::BufferError> {
+        let mut sink = WriterSink { writer, written: 0 };
+        let found = self.fill(checksum, &mut sink).await?;
+        Ok(found.then_some(sink.written))
+    }
+
+    async fn get_file(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Option<u64>, crate::BufferError> {
+        let mut sink = FileSink::open(path, progress)?;
+        let found = self.fill(checksum, &mut sink).await?;
+        sink.finish(found).await
+    }
+}
+
 /// Reports the bytes written so far to a file output (for a progress bar).
 pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 

@@ -239,7 +239,10 @@ fn from_config(tool: Tool, opts: &LoadOptions) -> Result<Stores, CliError> {
 
 /// The reference's `collect_remote_clients`: the launched hashserver and database of a cluster
 /// (launched now if needed), as the jobserver's parameters.
-fn live_clients(buffers: Arc<BufferRemote>, databases: Arc<DatabaseRemote>) -> RemoteClientsSource {
+pub fn live_clients(
+    buffers: Arc<BufferRemote>,
+    databases: Arc<DatabaseRemote>,
+) -> RemoteClientsSource {
     Arc::new(move |cluster: String| {
         let (b, d) = (buffers.clone(), databases.clone());
         Box::pin(async move {
