@@ -256,34 +256,7 @@ impl Config {
         cur: &Current,
         frontend_name: Option<&str>,
     ) -> Result<LaunchDescription, ConfigError> {
-        let clus = self.clusters.get(&cur.cluster)?;
-        let f = frontend(clus, Service::Hashserver, frontend_name)?;
-        let h = f
-            .hashserver
-            .as_ref()
-            .ok_or_else(|| ConfigError::Selection("no hashserver".into()))?;
-        let mode = if readonly { "ro" } else { "rw" };
-        let d = dirs(cur);
-        let mut desc = self.base(Service::Hashserver, cur, mode, &d.s, f, clus);
-        desc.workdir = format!("{}{}{}", h.bufferdir, d.p, d.s);
-        desc.network_interface = h.network_interface.clone();
-        desc.port_start = h.port_start;
-        desc.port_end = h.port_end;
-        desc.conda = h.conda.clone().map(Some);
-        let mut cmd = String::from("hashserver");
-        if let (Some(a), Some(b)) = (h.port_start, h.port_end) {
-            cmd += &format!(" --port-range {a} {b}");
-        }
-        cmd += &format!(" --status-file {}", status_file(&desc.key));
-        if let Some(ni) = &h.network_interface {
-            cmd += &format!(" --host {ni}");
-        }
-        cmd += &format!(" --timeout {SERVICE_TIMEOUT} {}", desc.workdir);
-        if !readonly {
-            cmd += " --writable";
-        }
-        desc.command = cmd;
-        Ok(desc)
+        self.storage_launch(Service::Hashserver, readonly, cur, frontend_name)
     }
 
     /// The database launch description for `cur`.
@@ -293,33 +266,65 @@ impl Config {
         cur: &Current,
         frontend_name: Option<&str>,
     ) -> Result<LaunchDescription, ConfigError> {
+        self.storage_launch(Service::Database, readonly, cur, frontend_name)
+    }
+
+    /// Hashserver and database: the same shape, keyed by stage, with a data directory.
+    fn storage_launch(
+        &self,
+        service: Service,
+        readonly: bool,
+        cur: &Current,
+        frontend_name: Option<&str>,
+    ) -> Result<LaunchDescription, ConfigError> {
         let clus = self.clusters.get(&cur.cluster)?;
-        let f = frontend(clus, Service::Database, frontend_name)?;
-        let db = f
-            .database
-            .as_ref()
-            .ok_or_else(|| ConfigError::Selection("no database".into()))?;
+        let f = frontend(clus, service, frontend_name)?;
+        let missing = || ConfigError::Selection(format!("no {}", service.name()));
+        // (data directory, conda, interface, port range) of the service's frontend definition.
+        let (dir, conda, ni, ports) = match service {
+            Service::Hashserver => {
+                let h = f.hashserver.as_ref().ok_or_else(missing)?;
+                (
+                    &h.bufferdir,
+                    &h.conda,
+                    &h.network_interface,
+                    (h.port_start, h.port_end),
+                )
+            }
+            _ => {
+                let d = f.database.as_ref().ok_or_else(missing)?;
+                (
+                    &d.database_dir,
+                    &d.conda,
+                    &d.network_interface,
+                    (d.port_start, d.port_end),
+                )
+            }
+        };
         let mode = if readonly { "ro" } else { "rw" };
         let d = dirs(cur);
-        let mut desc = self.base(Service::Database, cur, mode, &d.s, f, clus);
-        desc.workdir = format!("{}{}{}", db.database_dir, d.p, d.s);
-        desc.network_interface = db.network_interface.clone();
-        desc.port_start = db.port_start;
-        desc.port_end = db.port_end;
-        desc.conda = db.conda.clone().map(Some);
-        let mut cmd = String::from("seamless-database");
-        if let (Some(a), Some(b)) = (db.port_start, db.port_end) {
+        let mut desc = self.base(service, cur, mode, &d.s, f, clus);
+        desc.workdir = format!("{dir}{}{}", d.p, d.s);
+        desc.network_interface = ni.clone();
+        (desc.port_start, desc.port_end) = ports;
+        desc.conda = conda.clone().map(Some);
+        let mut cmd = match service {
+            Service::Hashserver => String::from("hashserver"),
+            _ => String::from("seamless-database"),
+        };
+        if let (Some(a), Some(b)) = ports {
             cmd += &format!(" --port-range {a} {b}");
         }
         cmd += &format!(" --status-file {}", status_file(&desc.key));
-        if let Some(ni) = &db.network_interface {
+        if let Some(ni) = ni {
             cmd += &format!(" --host {ni}");
         }
         cmd += &format!(" --timeout {SERVICE_TIMEOUT}");
-        if !readonly {
-            cmd += " --writable";
-        }
-        cmd += &format!(" {}/seamless.db", desc.workdir);
+        let writable = if readonly { "" } else { " --writable" };
+        cmd += &match service {
+            Service::Hashserver => format!(" {}{writable}", desc.workdir),
+            _ => format!("{writable} {}/seamless.db", desc.workdir),
+        };
         desc.command = cmd;
         Ok(desc)
     }
