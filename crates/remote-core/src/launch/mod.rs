@@ -16,9 +16,14 @@
 //!    service to rewrite it `running` (or `failed`: an error quoting the end of the log); check
 //!    the port and the handshake (6 tries); write the client file (0600, atomic).
 //!
-//! SSH mode (a description with `hostname`) is not implemented yet: it is a clear error.
+//! SSH mode (a description with `hostname`): the same steps run on the remote host through
+//! `ssh <ssh_hostname>` and the remote-http-launcher helpers on its PATH (`rhl-inspect`,
+//! `rhl-launch-service`, ...), as the reference does; with `tunnel: true` a detached
+//! `ssh -N -L` forwards a local port. The ssh command is `ssh`, or `SEAMLESS_LAUNCHER_SSH`
+//! (split like a shell would; our addition, e.g. `ssh -F /path/config`).
 
 mod service;
+mod side;
 mod state;
 mod sys;
 
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService};
+use side::{LocalSide, Side, SshSide};
 pub use state::StateDirs;
 use state::{extra_ports, port_of, read_object, remove, write_atomic};
 
@@ -132,6 +138,7 @@ pub struct Launcher {
     dirs: StateDirs,
     timeouts: LaunchTimeouts,
     env: Vec<(String, String)>,
+    ssh: Vec<String>,
     /// Print progress on stderr.
     pub progress: bool,
 }
@@ -188,13 +195,6 @@ fn http_ok(host: &str, port: u16, path: &str, timeout: Duration) -> bool {
         .is_some_and(|s| (200..300).contains(&s))
 }
 
-/// Whether the server file was written for our uid (so its pid is a process we can see).
-fn server_uid_is_ours(server: &Map<String, Value>) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ours = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    server.get("uid").and_then(Value::as_u64).map(|u| u as u32) == ours
-}
-
 fn port_open(host: &str, port: u16) -> bool {
     (host, port)
         .to_socket_addrs()
@@ -223,7 +223,34 @@ impl Launcher {
             dirs,
             timeouts: LaunchTimeouts::default(),
             env: Vec::new(),
+            ssh: std::env::var("SEAMLESS_LAUNCHER_SSH")
+                .ok()
+                .and_then(|s| shlex::split(&s))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| vec!["ssh".to_string()]),
             progress: true,
+        }
+    }
+
+    /// Sets the ssh command used for SSH-mode descriptions (default `ssh`).
+    pub fn with_ssh_command(mut self, command: Vec<String>) -> Self {
+        if !command.is_empty() {
+            self.ssh = command;
+        }
+        self
+    }
+
+    fn side<'a>(&'a self, desc: &LaunchDescription) -> Box<dyn Side + 'a> {
+        match &desc.hostname {
+            Some(host) => Box::new(SshSide {
+                ssh: self.ssh.clone(),
+                host: desc.ssh_hostname.clone().unwrap_or_else(|| host.clone()),
+            }),
+            None => Box::new(LocalSide {
+                dirs: &self.dirs,
+                env: &self.env,
+                handshake_timeout: self.timeouts.handshake,
+            }),
         }
     }
 
@@ -254,12 +281,6 @@ impl Launcher {
     /// Launches or reuses the service of `desc` (blocking; see the module docs).
     pub fn run(&self, desc: &LaunchDescription) -> Result<Connection, LaunchError> {
         let key = desc.key.clone();
-        if desc.hostname.is_some() {
-            return Err(LaunchError::Invalid {
-                key,
-                reason: "SSH mode (a cluster frontend with a hostname) is not supported by this launcher yet; use `local_cluster:` for services on this machine".into(),
-            });
-        }
         if key.is_empty()
             || !key
                 .chars()
@@ -331,54 +352,57 @@ impl Launcher {
     }
 
     fn with_lock(&self, desc: &LaunchDescription) -> Result<Connection, LaunchError> {
-        let server_path = self.dirs.server_file(&desc.key);
+        let side = self.side(desc);
+        let side = side.as_ref();
+        let key = &desc.key;
         for _ in 0..3 {
-            let Some(server) = read_object(&server_path) else {
-                return self.launch(desc);
+            let Some(server) = side.read_server(key) else {
+                return self.launch(desc, side);
             };
             let status = server.get("status").and_then(Value::as_str).unwrap_or("");
             let pid = server.get("pid").and_then(Value::as_i64).map(|p| p as i32);
             match (status, pid) {
-                ("running", Some(p)) if !sys::pid_alive(p) && server_uid_is_ours(&server) => {
-                    // Dead (this machine, our uid): no need to probe its port.
-                    remove(&server_path);
+                ("running", Some(p)) if side.pid_dead(p, &server) => {
+                    // Dead: no need to probe its port.
+                    side.remove_server(key);
                 }
                 ("running", _) => {
                     if self.parameters_match(desc, &server) {
-                        if let Some(c) = self.validate_running(desc, &server, 15) {
+                        if let Some(c) = self.validate_running(desc, &server, 15, side) {
                             return self.write_client(desc, &server, c, Outcome::ReusedRemote);
                         }
                     } else {
-                        self.say(&format!("{}: parameters changed, relaunching", desc.key));
+                        self.say(&format!("{key}: parameters changed, relaunching"));
                     }
-                    self.stop(pid);
-                    remove(&server_path);
+                    side.stop(key, pid);
+                    side.remove_server(key);
                 }
-                ("starting", Some(p)) if sys::pid_alive(p) => {
+                ("starting", Some(p)) if !side.pid_dead(p, &server) => {
                     self.say(&format!(
-                        "Waiting for {} (being started by another process)...",
-                        desc.key
+                        "Waiting for {key} (being started by another process)..."
                     ));
-                    match self.monitor(desc, p) {
+                    match self.monitor(desc, side) {
                         Ok(server) => {
-                            let c = self.checked(desc, &server, 6)?;
+                            let c = self.checked(desc, &server, 6, side)?;
                             return self.write_client(desc, &server, c, Outcome::ReusedRemote);
                         }
-                        Err(_) => remove(&server_path),
+                        Err(_) => side.remove_server(key),
                     }
                 }
-                _ => remove(&server_path),
+                _ => side.remove_server(key),
             }
         }
-        self.launch(desc)
+        self.launch(desc, side)
     }
 
-    /// Checks a running server file: its port answers and the handshake succeeds.
+    /// Checks a running server file: its port answers and the handshake succeeds (both from the
+    /// service's host). Returns how this machine connects: (host, port).
     fn validate_running(
         &self,
         desc: &LaunchDescription,
         server: &Map<String, Value>,
         tries: u32,
+        side: &dyn Side,
     ) -> Option<(String, u16)> {
         let host = self.host_of(desc, server);
         let (hpath, port_name) = handshake_target(&desc.handshake);
@@ -388,7 +412,7 @@ impl Launcher {
             if i > 0 {
                 std::thread::sleep(Duration::from_secs(2));
             }
-            port_open(&host, port)
+            side.port_open(&host, port)
         }) {
             return None;
         }
@@ -396,8 +420,9 @@ impl Launcher {
             if i > 0 {
                 std::thread::sleep(Duration::from_secs(1));
             }
-            if http_ok(&host, hport, hpath, self.timeouts.handshake) {
-                return Some((host, port));
+            if side.handshake(&host, hport, hpath) {
+                let client_host = desc.hostname.clone().unwrap_or(host);
+                return Some((client_host, port));
             }
         }
         None
@@ -408,13 +433,16 @@ impl Launcher {
         desc: &LaunchDescription,
         server: &Map<String, Value>,
         tries: u32,
+        side: &dyn Side,
     ) -> Result<(String, u16), LaunchError> {
-        self.validate_running(desc, server, tries).ok_or_else(|| {
-            self.failed(
-                desc,
-                "it reported running, but its port does not answer the handshake",
-            )
-        })
+        self.validate_running(desc, server, tries, side)
+            .ok_or_else(|| {
+                self.failed(
+                    desc,
+                    side,
+                    "it reported running, but its port does not answer the handshake",
+                )
+            })
     }
 
     fn host_of(&self, desc: &LaunchDescription, server: &Map<String, Value>) -> String {
@@ -426,114 +454,37 @@ impl Launcher {
             .unwrap_or_else(|| "localhost".into())
     }
 
-    fn failed(&self, desc: &LaunchDescription, reason: &str) -> LaunchError {
-        let log = self.dirs.log_file(&desc.key);
+    fn failed(&self, desc: &LaunchDescription, side: &dyn Side, reason: &str) -> LaunchError {
+        let (tail, log) = side.log(&desc.key);
         LaunchError::Failed {
             key: desc.key.clone(),
             reason: reason.to_string(),
-            tail: log_tail(&log, 15),
-            log: log.display().to_string(),
+            tail,
+            log,
             server_file: self.dirs.server_file(&desc.key).display().to_string(),
         }
     }
 
-    /// Stops a service as `rhl-stop` does: SIGINT, 5 s, SIGTERM, 5 s, SIGKILL.
-    fn stop(&self, pid: Option<i32>) {
-        let Some(pid) = pid else { return };
-        for (signal, wait) in [(sys::SIGINT, 5), (sys::SIGTERM, 5), (sys::SIGKILL, 1)] {
-            if !sys::pid_alive(pid) {
-                return;
-            }
-            sys::kill(pid, signal);
-            let deadline = Instant::now() + Duration::from_secs(wait);
-            while Instant::now() < deadline && sys::pid_alive(pid) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn launch(&self, desc: &LaunchDescription) -> Result<Connection, LaunchError> {
+    fn launch(&self, desc: &LaunchDescription, side: &dyn Side) -> Result<Connection, LaunchError> {
         let name = desc.service.name();
         self.say(&format!("Launch {name}..."));
         let started = Instant::now();
-        let key = &desc.key;
         let argv: Vec<String> = shlex::split(&desc.command)
             .filter(|a| !a.is_empty())
             .ok_or_else(|| LaunchError::Invalid {
-                key: key.clone(),
+                key: desc.key.clone(),
                 reason: format!("the command cannot be parsed: {}", desc.command),
-            })?
-            .iter()
-            .map(|a| self.dirs.expand(a))
-            .collect();
-        let workdir = PathBuf::from(self.dirs.expand(&desc.workdir));
-        if !workdir.is_absolute() {
-            return Err(LaunchError::Invalid {
-                key: key.clone(),
-                reason: format!("the workdir {} is not absolute", desc.workdir),
-            });
-        }
-        std::fs::create_dir_all(&workdir).map_err(io("creating the workdir", &workdir))?;
-        let log_path = self.dirs.log_file(key);
-        let log = std::fs::File::create(&log_path).map_err(io("creating", &log_path))?;
-        let log2 = log.try_clone().map_err(io("opening", &log_path))?;
-        let mut command = match desc
-            .conda
-            .as_ref()
-            .and_then(|c| c.as_deref())
-            .filter(|c| !c.is_empty())
-        {
-            None => {
-                let mut c = std::process::Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
-            Some(env) => {
-                let source = self.conda_source();
-                let inner = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
-                let mut c = std::process::Command::new("bash");
-                c.arg("-lc").arg(format!(
-                    "source {source} && conda activate {env} && exec {inner}"
-                ));
-                c
-            }
+            })?;
+        // `~` is the service host's home: expanded here for a local launch, by
+        // rhl-launch-service on a remote host.
+        let argv: Vec<String> = if desc.hostname.is_none() {
+            argv.iter().map(|a| self.dirs.expand(a)).collect()
+        } else {
+            argv
         };
-        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        command
-            .current_dir(&workdir)
-            .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        sys::new_session(&mut command);
-        let child = command.spawn().map_err(|e| {
-            let mut err = self.failed(desc, &format!("cannot run `{}`: {e}", argv[0]));
-            if let LaunchError::Failed { reason, .. } = &mut err {
-                reason.push_str(" (is it installed and on PATH?)");
-            }
-            err
-        })?;
-        let pid = child.id() as i32;
-        sys::adopt(child);
-        let uid = {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(&log_path).map(|m| m.uid()).unwrap_or(0)
-        };
-        let mut starting = json!({
-            "workdir": desc.workdir,
-            "log": log_path.display().to_string(),
-            "command": shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default(),
-            "uid": uid,
-            "pid": pid,
-            "status": "starting",
-            "network_interface": desc.network_interface.clone().unwrap_or_else(|| "localhost".into()),
-        });
-        if let Some(p) = &desc.file_parameters {
-            starting["parameters"] = p.clone();
-        }
-        let server_path = self.dirs.server_file(key);
-        write_atomic(&server_path, &starting, 0o644).map_err(io("writing", &server_path))?;
-        let server = self.monitor(desc, pid)?;
-        let c = self.checked(desc, &server, 6)?;
+        side.start(desc, &argv)?;
+        let server = self.monitor(desc, side)?;
+        let c = self.checked(desc, &server, 6, side)?;
         let conn = self.write_client(desc, &server, c, Outcome::Launched)?;
         self.say(&format!(
             "{name} ready ({:.1}s)",
@@ -542,61 +493,67 @@ impl Launcher {
         Ok(conn)
     }
 
-    fn conda_source(&self) -> String {
-        read_object(&self.dirs.root.join("conda-setup.json"))
-            .and_then(|m| {
-                m.get("conda_source")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "\"$(conda info --base)/etc/profile.d/conda.sh\"".into())
-    }
-
     /// Waits for the server file to say `running` (or `failed`).
     fn monitor(
         &self,
         desc: &LaunchDescription,
-        pid: i32,
+        side: &dyn Side,
     ) -> Result<Map<String, Value>, LaunchError> {
-        let path = self.dirs.server_file(&desc.key);
+        let key = &desc.key;
         let mut last_change = Instant::now();
-        let mut last_text = String::new();
+        let mut last: Option<Map<String, Value>> = None;
         let mut dead_since: Option<Instant> = None;
         let mut told = false;
         let start = Instant::now();
         loop {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text != last_text {
-                last_text = text.clone();
+            let current = side.read_server(key);
+            if current != last {
+                last = current.clone();
                 last_change = Instant::now();
             }
-            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) {
-                match m.get("status").and_then(Value::as_str) {
-                    Some("running") if port_of(&m, "port").is_some() => return Ok(m),
-                    Some("failed") => {
-                        return Err(
-                            self.failed(desc, "the service reported that it failed to start")
-                        )
+            match &current {
+                Some(m) => {
+                    match m.get("status").and_then(Value::as_str) {
+                        Some("running") if port_of(m, "port").is_some() => return Ok(m.clone()),
+                        Some("failed") => {
+                            return Err(self.failed(
+                                desc,
+                                side,
+                                "the service reported that it failed to start",
+                            ))
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    let pid = m.get("pid").and_then(Value::as_i64).map(|p| p as i32);
+                    if let Some(pid) = pid {
+                        if side.pid_dead(pid, m) {
+                            // Give a dying service a moment to write `failed`; then report its log.
+                            let since = *dead_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > Duration::from_secs(1) {
+                                return Err(self.failed(
+                                    desc,
+                                    side,
+                                    &format!("the process (pid {pid}) exited during start-up"),
+                                ));
+                            }
+                        }
+                    }
                 }
-            } else if text.is_empty() && start.elapsed() > Duration::from_secs(2) {
-                return Err(self.failed(desc, "its server state file disappeared during start-up"));
-            }
-            if !sys::pid_alive(pid) {
-                // Give a dying service a moment to write `failed`; then report its log.
-                let since = *dead_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(1) {
-                    return Err(self.failed(
-                        desc,
-                        &format!("the process (pid {pid}) exited during start-up"),
-                    ));
+                None if start.elapsed() > Duration::from_secs(20) => {
+                    return Err(self.failed(desc, side, "no server state file appeared"));
                 }
+                None => {}
             }
             if last_change.elapsed() > self.timeouts.no_progress {
-                self.stop(Some(pid));
+                let pid = last
+                    .as_ref()
+                    .and_then(|m| m.get("pid"))
+                    .and_then(Value::as_i64)
+                    .map(|p| p as i32);
+                side.stop(key, pid);
                 return Err(self.failed(
                     desc,
+                    side,
                     &format!(
                         "no progress for {:?}; it was stopped",
                         self.timeouts.no_progress
@@ -604,14 +561,13 @@ impl Launcher {
                 ));
             }
             if !told && start.elapsed() > Duration::from_millis(1500) {
+                let (_, log) = side.log(key);
                 self.say(&format!(
-                    "  waiting for {} to report running (log: {})",
-                    desc.key,
-                    self.dirs.log_file(&desc.key).display()
+                    "  waiting for {key} to report running (log: {log})"
                 ));
                 told = true;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(side.poll());
         }
     }
 
@@ -623,9 +579,31 @@ impl Launcher {
         outcome: Outcome,
     ) -> Result<Connection, LaunchError> {
         let mut client = Map::new();
+        let (host, port) = match (&desc.hostname, desc.tunnel) {
+            (Some(remote), Some(true)) => {
+                let ssh_host = desc.ssh_hostname.clone().unwrap_or_else(|| remote.clone());
+                let local = side::tunnel(&self.ssh, &ssh_host, remote, port).map_err(|reason| {
+                    LaunchError::Invalid {
+                        key: desc.key.clone(),
+                        reason,
+                    }
+                })?;
+                client.insert("tunneled-host".into(), json!(ssh_host));
+                client.insert("tunneled-port".into(), json!(port));
+                ("localhost".to_string(), local)
+            }
+            _ => (host, port),
+        };
         client.insert("hostname".into(), json!(host));
         client.insert("port".into(), json!(port));
-        client.extend(extra_ports(server));
+        if desc.tunnel != Some(true) {
+            client.extend(extra_ports(server));
+        }
+        if let (Some(h), Some(sh)) = (&desc.hostname, &desc.ssh_hostname) {
+            if h != sh && desc.tunnel != Some(true) {
+                client.insert("ssh_hostname".into(), json!(sh));
+            }
+        }
         if let Some(p @ Value::Object(_)) = server.get("parameters") {
             client.insert("parameters".into(), p.clone());
         }
@@ -643,11 +621,12 @@ impl Launcher {
     /// Stops the service of `desc` (if its server file names a live pid) and marks its state
     /// stale, as `seamless-service-stop` does.
     pub fn stop_service(&self, desc: &LaunchDescription) {
-        let server_path = self.dirs.server_file(&desc.key);
-        if let Some(mut server) = read_object(&server_path) {
-            self.stop(server.get("pid").and_then(Value::as_i64).map(|p| p as i32));
-            server.insert("status".into(), json!("stale"));
-            let _ = write_atomic(&server_path, &Value::Object(server), 0o644);
+        let side = self.side(desc);
+        if let Some(server) = side.read_server(&desc.key) {
+            side.stop(
+                &desc.key,
+                server.get("pid").and_then(Value::as_i64).map(|p| p as i32),
+            );
         }
         remove(&self.dirs.client_file(&desc.key));
     }

@@ -1,0 +1,338 @@
+//! Where a service runs: this machine ([`LocalSide`]: files and processes directly, no helper
+//! programs), or a remote host through `ssh` ([`SshSide`]: the remote-http-launcher helpers
+//! `rhl-inspect`, `rhl-launch-service`, `rhl-verify-port`, `rhl-handshake`, `rhl-stop`, `rhl-rm`,
+//! `rhl-pid-alive` on the remote PATH, as the reference runs them).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::state::{read_object, remove, write_atomic, StateDirs};
+use super::{http_ok, log_tail, port_open, sys, LaunchError};
+use crate::config::LaunchDescription;
+
+/// The service side of the launch protocol.
+pub(crate) trait Side {
+    /// The server state file, if it exists and is a JSON object.
+    fn read_server(&self, key: &str) -> Option<Map<String, Value>>;
+    /// Removes the server state file.
+    fn remove_server(&self, key: &str);
+    /// Whether `pid` (of `server`) is known to be dead.
+    fn pid_dead(&self, pid: i32, server: &Map<String, Value>) -> bool;
+    /// Stops the service (SIGINT, SIGTERM, SIGKILL) and marks it stale.
+    fn stop(&self, key: &str, pid: Option<i32>);
+    /// Whether the port answers a TCP connect, from the service's host.
+    fn port_open(&self, host: &str, port: u16) -> bool;
+    /// `GET /path` with a 2xx answer, from the service's host.
+    fn handshake(&self, host: &str, port: u16, path: &str) -> bool;
+    /// The end of the service's log, and where it is.
+    fn log(&self, key: &str) -> (String, String);
+    /// Starts the service; it then writes its state as `starting` and later `running`.
+    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError>;
+    /// How often to poll the state file while starting.
+    fn poll(&self) -> Duration;
+}
+
+/// This machine.
+pub(crate) struct LocalSide<'a> {
+    pub(crate) dirs: &'a StateDirs,
+    pub(crate) env: &'a [(String, String)],
+    pub(crate) handshake_timeout: Duration,
+}
+
+fn stop_pid(pid: i32) {
+    for (signal, wait) in [(sys::SIGINT, 5), (sys::SIGTERM, 5), (sys::SIGKILL, 1)] {
+        if !sys::pid_alive(pid) {
+            return;
+        }
+        sys::kill(pid, signal);
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        while Instant::now() < deadline && sys::pid_alive(pid) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether the server file was written for our uid (so its pid is a process we can see).
+fn uid_is_ours(server: &Map<String, Value>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    server.get("uid").and_then(Value::as_u64).map(|u| u as u32) == ours
+}
+
+impl Side for LocalSide<'_> {
+    fn read_server(&self, key: &str) -> Option<Map<String, Value>> {
+        read_object(&self.dirs.server_file(key))
+    }
+
+    fn remove_server(&self, key: &str) {
+        remove(&self.dirs.server_file(key));
+    }
+
+    fn pid_dead(&self, pid: i32, server: &Map<String, Value>) -> bool {
+        uid_is_ours(server) && !sys::pid_alive(pid)
+    }
+
+    fn stop(&self, key: &str, pid: Option<i32>) {
+        if let Some(p) = pid {
+            stop_pid(p);
+        }
+        let path = self.dirs.server_file(key);
+        if let Some(mut server) = read_object(&path) {
+            server.insert("status".into(), json!("stale"));
+            let _ = write_atomic(&path, &Value::Object(server), 0o644);
+        }
+    }
+
+    fn port_open(&self, host: &str, port: u16) -> bool {
+        port_open(host, port)
+    }
+
+    fn handshake(&self, host: &str, port: u16, path: &str) -> bool {
+        http_ok(host, port, path, self.handshake_timeout)
+    }
+
+    fn log(&self, key: &str) -> (String, String) {
+        let path = self.dirs.log_file(key);
+        (log_tail(&path, 15), path.display().to_string())
+    }
+
+    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError> {
+        let key = &desc.key;
+        let io = |action: &'static str, path: PathBuf| {
+            move |source| LaunchError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let workdir = PathBuf::from(self.dirs.expand(&desc.workdir));
+        if !workdir.is_absolute() {
+            return Err(LaunchError::Invalid {
+                key: key.clone(),
+                reason: format!("the workdir {} is not absolute", desc.workdir),
+            });
+        }
+        std::fs::create_dir_all(&workdir).map_err(io("creating the workdir", workdir.clone()))?;
+        let log_path = self.dirs.log_file(key);
+        let log = std::fs::File::create(&log_path).map_err(io("creating", log_path.clone()))?;
+        let log2 = log.try_clone().map_err(io("opening", log_path.clone()))?;
+        let mut command = match desc
+            .conda
+            .as_ref()
+            .and_then(|c| c.as_deref())
+            .filter(|c| !c.is_empty())
+        {
+            None => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+            Some(env) => {
+                let source = read_object(&self.dirs.root.join("conda-setup.json"))
+                    .and_then(|m| {
+                        m.get("conda_source")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "\"$(conda info --base)/etc/profile.d/conda.sh\"".into());
+                let inner = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
+                let mut c = Command::new("bash");
+                c.arg("-lc").arg(format!(
+                    "source {source} && conda activate {env} && exec {inner}"
+                ));
+                c
+            }
+        };
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+            .current_dir(&workdir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        sys::new_session(&mut command);
+        let child = command.spawn().map_err(|e| LaunchError::Invalid {
+            key: key.clone(),
+            reason: format!(
+                "cannot run `{}`: {e} (is it installed and on PATH?)",
+                argv[0]
+            ),
+        })?;
+        let pid = child.id() as i32;
+        sys::adopt(child);
+        let uid = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&log_path).map(|m| m.uid()).unwrap_or(0)
+        };
+        let mut starting = json!({
+            "workdir": desc.workdir,
+            "log": log_path.display().to_string(),
+            "command": shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default(),
+            "uid": uid,
+            "pid": pid,
+            "status": "starting",
+            "network_interface": desc.network_interface.clone().unwrap_or_else(|| "localhost".into()),
+        });
+        if let Some(p) = &desc.file_parameters {
+            starting["parameters"] = p.clone();
+        }
+        let server_path = self.dirs.server_file(key);
+        write_atomic(&server_path, &starting, 0o644).map_err(io("writing", server_path.clone()))
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+}
+
+/// A remote host reached with `ssh`.
+pub(crate) struct SshSide {
+    /// The ssh command (default `ssh`; `SEAMLESS_LAUNCHER_SSH` overrides it).
+    pub(crate) ssh: Vec<String>,
+    /// The ssh target.
+    pub(crate) host: String,
+}
+
+impl SshSide {
+    /// Runs a helper on the remote host: (exit ok, stdout, stderr).
+    fn helper(&self, argv: &[&str]) -> (bool, String, String) {
+        let remote = shlex::try_join(argv.iter().copied()).unwrap_or_default();
+        let mut c = Command::new(&self.ssh[0]);
+        c.args(&self.ssh[1..])
+            .arg(&self.host)
+            .arg(remote)
+            .stdin(Stdio::null());
+        match c.output() {
+            Ok(o) => (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ),
+            Err(e) => (false, String::new(), e.to_string()),
+        }
+    }
+}
+
+impl Side for SshSide {
+    fn read_server(&self, key: &str) -> Option<Map<String, Value>> {
+        let (ok, out, _) = self.helper(&["rhl-inspect", key]);
+        if !ok {
+            return None;
+        }
+        match serde_json::from_str(&out) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn remove_server(&self, key: &str) {
+        let _ = self.helper(&["rhl-rm", key, "--server"]);
+    }
+
+    fn pid_dead(&self, pid: i32, _server: &Map<String, Value>) -> bool {
+        !self.helper(&["rhl-pid-alive", &pid.to_string()]).0
+    }
+
+    fn stop(&self, key: &str, _pid: Option<i32>) {
+        let _ = self.helper(&["rhl-stop", key]);
+    }
+
+    fn port_open(&self, host: &str, port: u16) -> bool {
+        self.helper(&["rhl-verify-port", host, &port.to_string()]).0
+    }
+
+    fn handshake(&self, host: &str, port: u16, path: &str) -> bool {
+        let url = format!("http://{host}:{port}/{}", path.trim_start_matches('/'));
+        self.helper(&["rhl-handshake", &url]).0
+    }
+
+    fn log(&self, key: &str) -> (String, String) {
+        let (_, out, _) = self.helper(&["rhl-logs", key, "--tail", "15"]);
+        (
+            out,
+            format!("{}:~/.remote-http-launcher/server/{key}.log", self.host),
+        )
+    }
+
+    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError> {
+        let mut args: Vec<String> = vec![
+            "rhl-launch-service".into(),
+            "--key".into(),
+            desc.key.clone(),
+            "--workdir".into(),
+            desc.workdir.clone(),
+            "--network-interface".into(),
+            desc.network_interface
+                .clone()
+                .unwrap_or_else(|| "localhost".into()),
+        ];
+        if let Some(env) = desc
+            .conda
+            .as_ref()
+            .and_then(|c| c.as_deref())
+            .filter(|c| !c.is_empty())
+        {
+            args.extend(["--conda-env".into(), env.to_string()]);
+        }
+        if let Some(p) = &desc.file_parameters {
+            args.extend(["--parameters".into(), p.to_string()]);
+        }
+        args.push("--".into());
+        args.extend(argv.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = self.helper(&refs);
+        if ok {
+            Ok(())
+        } else {
+            Err(LaunchError::Invalid {
+                key: desc.key.clone(),
+                reason: format!("rhl-launch-service on {} failed: {}", self.host, err.trim()),
+            })
+        }
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+}
+
+/// An SSH tunnel from a local port to `hostname:port` through `ssh_host`, left running in its
+/// own session; returns the local port once it accepts connections.
+pub(crate) fn tunnel(
+    ssh: &[String],
+    ssh_host: &str,
+    hostname: &str,
+    port: u16,
+) -> Result<u16, String> {
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())?;
+    let mut c = Command::new(&ssh[0]);
+    c.args(&ssh[1..])
+        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("127.0.0.1:{local}:{hostname}:{port}"))
+        .arg(ssh_host)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    sys::new_session(&mut c);
+    let child = c.spawn().map_err(|e| format!("cannot run ssh: {e}"))?;
+    let pid = child.id() as i32;
+    sys::adopt(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if port_open("127.0.0.1", local) {
+            return Ok(local);
+        }
+        if !sys::pid_alive(pid) {
+            return Err(format!("ssh -L to {ssh_host} exited"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "the tunnel through {ssh_host} did not open within 15 s"
+    ))
+}
