@@ -243,3 +243,117 @@ impl Jobserver {
         self.process.log()
     }
 }
+
+/// A real sshd on a free loopback port with throwaway keys, for SSH-mode launcher tests. Remote
+/// commands run as the current user with the virtualenv first on PATH (so the remote-http-launcher
+/// helpers are found). Stopped when dropped.
+pub struct Sshd {
+    _process: ServiceProcess,
+    dir: tempfile::TempDir,
+    /// The `Host` alias to use as `ssh_hostname`.
+    pub alias: String,
+}
+
+impl Sshd {
+    /// Starts sshd (needs /usr/sbin/sshd and ssh-keygen; run as root in CI).
+    pub fn start() -> Result<Self, String> {
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or("sshd not installed (apt-get install openssh-server)")?;
+        let dir = tempfile::Builder::new()
+            .prefix("seamless-sshd-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let d = dir.path();
+        for key in ["hostkey", "userkey"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .output()
+                .map_err(|e| format!("ssh-keygen: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ssh-keygen failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            venv::venv_dir().join("bin").display()
+        );
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {pid}\nSetEnv PATH={path}\n",
+                hk = d.join("hostkey").display(),
+                ak = d.join("authorized_keys").display(),
+                pid = d.join("sshd.pid").display(),
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let alias = "seamless-ssh-test".to_string();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n",
+                d.join("userkey").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(sshd);
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"));
+        let mut process = ServiceProcess::spawn("sshd", cmd, &d.join("sshd.out"))?;
+        let start = std::time::Instant::now();
+        loop {
+            let ok = Command::new("ssh")
+                .arg("-F")
+                .arg(d.join("ssh_config"))
+                .args([alias.as_str(), "true"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            if !process.is_alive() || start.elapsed() > Duration::from_secs(20) {
+                let log = std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
+                return Err(format!("sshd did not accept a login: {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(Sshd {
+            _process: process,
+            dir,
+            alias,
+        })
+    }
+
+    /// The ssh command that reaches [`Sshd::alias`].
+    pub fn ssh_command(&self) -> Vec<String> {
+        vec![
+            "ssh".to_string(),
+            "-F".to_string(),
+            self.dir.path().join("ssh_config").display().to_string(),
+        ]
+    }
+
+    /// Runs a command on the "remote" host.
+    pub fn run(&self, remote: &str) -> String {
+        let out = Command::new("ssh")
+            .args(&self.ssh_command()[1..])
+            .args([self.alias.as_str(), remote])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
