@@ -255,8 +255,18 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// Starts sshd (needs /usr/sbin/sshd and ssh-keygen; run as root in CI).
+    /// Starts sshd (needs /usr/sbin/sshd and ssh-keygen; run as root in CI); remote commands
+    /// get the virtualenv first on PATH.
     pub fn start() -> Result<Self, String> {
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            venv::venv_dir().join("bin").display()
+        );
+        Self::start_with_path(&path)
+    }
+
+    /// Starts sshd with `path` as the PATH of remote commands.
+    pub fn start_with_path(path: &str) -> Result<Self, String> {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .iter()
             .map(std::path::PathBuf::from)
@@ -284,10 +294,6 @@ impl Sshd {
             .map_err(|e| e.to_string())?;
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = free_port();
-        let path = format!(
-            "{}:/usr/local/bin:/usr/bin:/bin",
-            venv::venv_dir().join("bin").display()
-        );
         std::fs::write(
             d.join("sshd_config"),
             format!(

@@ -157,3 +157,109 @@ async fn launch_and_reuse_over_ssh_with_and_without_a_tunnel() {
     assert_eq!(run(tdesc).await.unwrap().outcome, Outcome::ReusedLocal);
     drop(cleanup);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_over_ssh_on_a_host_without_the_helper_programs() {
+    seamless_tests::init_tracing();
+    let Ok(hashserver) = seamless_tests::venv::bin("hashserver") else {
+        assert!(!seamless_tests::venv::services_required());
+        eprintln!("SKIP (no venv)");
+        return;
+    };
+    // The remote PATH has the service but none of the rhl-* helpers.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&hashserver, bin.path().join("hashserver")).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let Some(sshd) = require!(Sshd::start_with_path(&path)) else {
+        return;
+    };
+    assert!(sshd
+        .run("command -v rhl-inspect || echo none")
+        .contains("none"));
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let project = root.path().join("project");
+    std::fs::create_dir_all(home.join(".seamless")).unwrap();
+    std::fs::create_dir_all(&project).unwrap();
+    let ports = seamless_tests::launchenv::free_range(10);
+    let name = format!("nohelpers{}", std::process::id());
+    std::fs::write(
+        home.join(".seamless/clusters.yaml"),
+        format!(
+            "far:\n  type: slurm\n  frontends:\n    - hostname: 127.0.0.1\n      ssh_hostname: {}\n      hashserver: {{bufferdir: {}/far, network_interface: 127.0.0.1, port_start: {ports}, port_end: {}}}\n",
+            sshd.alias,
+            root.path().display(),
+            ports + 9
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("seamless.yaml"),
+        format!("- project: {name}\n- cluster: far\n"),
+    )
+    .unwrap();
+    let cfg = config::load(&LoadOptions {
+        workdir: project,
+        home: Some(home.clone()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let desc = cfg
+        .hashserver_launch(false, &cfg.current().unwrap(), None)
+        .unwrap();
+    let _cleanup = Cleanup {
+        sshd: &sshd,
+        keys: vec![],
+        tunnel_ports: vec![],
+    };
+    let launcher = Launcher::new(StateDirs::new(&home)).with_ssh_command(sshd.ssh_command());
+    let run = |d: seamless_remote_core::config::LaunchDescription| {
+        let l = launcher.clone();
+        async move {
+            tokio::task::spawn_blocking(move || l.run(&d))
+                .await
+                .unwrap()
+        }
+    };
+    let first = run(desc.clone()).await.unwrap();
+    assert_eq!(first.outcome, Outcome::Launched);
+    let state = sshd.run(&format!(
+        "cat ~/.remote-http-launcher/server/{}.json",
+        desc.key
+    ));
+    assert!(state.contains("\"running\""), "{state}");
+    let client = BufferClient::from_remote(
+        RemoteClient::with_options(
+            &first.url(),
+            ClientOptions {
+                registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap(),
+        false,
+    );
+    let cs = Checksum::of(b"no helpers\n");
+    client
+        .write(&cs, bytes::Bytes::from_static(b"no helpers\n"))
+        .await
+        .unwrap();
+    std::fs::remove_file(launcher.dirs().client_file(&desc.key)).unwrap();
+    let again = run(desc.clone()).await.unwrap();
+    assert_eq!(again.outcome, Outcome::ReusedRemote);
+    assert_eq!(again.port, first.port);
+    // Stop it over ssh with plain bash too.
+    let pid: i64 = serde_json::from_str::<serde_json::Value>(&state).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    launcher.stop_service(&desc);
+    assert!(sshd
+        .run(&format!(
+            "kill -0 {pid} 2>/dev/null && echo alive || echo dead"
+        ))
+        .contains("dead"));
+    sshd.run(&format!(
+        "rm -f ~/.remote-http-launcher/server/{k}.json ~/.remote-http-launcher/server/{k}.log",
+        k = desc.key
+    ));
+}

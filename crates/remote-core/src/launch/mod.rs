@@ -245,6 +245,7 @@ impl Launcher {
             Some(host) => Box::new(SshSide {
                 ssh: self.ssh.clone(),
                 host: desc.ssh_hostname.clone().unwrap_or_else(|| host.clone()),
+                helpers: std::sync::OnceLock::new(),
             }),
             None => Box::new(LocalSide {
                 dirs: &self.dirs,
