@@ -47,3 +47,21 @@ macro_rules! require {
         }
     };
 }
+
+/// Client options for tests: the default timeouts (whatever the environment says), a fast
+/// backoff so that retry tests do not wait seconds, and a private keepalive registry (no pings
+/// across tests).
+pub fn client_options() -> seamless_remote_core::ClientOptions {
+    use std::time::Duration;
+    let mut retry = seamless_remote_core::RetryPolicy::default();
+    retry.backoff.initial = Duration::from_millis(20);
+    retry.backoff.max = Duration::from_millis(200);
+    seamless_remote_core::ClientOptions {
+        timeouts: seamless_remote_core::Timeouts::default(),
+        retry,
+        registry: Some(seamless_remote_core::ClientRegistry::new(
+            Duration::from_secs(3600),
+        )),
+        ..seamless_remote_core::ClientOptions::default()
+    }
+}

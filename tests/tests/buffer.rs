@@ -2,27 +2,19 @@
 //! Python reference, faults through the proxy, and bad input.
 
 use std::path::Path;
-use std::time::Duration;
 
 use bytes::Bytes;
 use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote, ExternSpec};
 use seamless_buffer_remote::{
     ActiveBuffers, BufferClient, BufferError, BufferFolder, BufferLength, WriteOutcome,
 };
-use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry, RetryPolicy};
+use seamless_remote_core::{Checksum, ClientOptions};
 use seamless_tests::proxy::{Fault, FaultProxy};
 use seamless_tests::require;
 use seamless_tests::services::{Hashserver, HashserverOptions};
 
 fn opts() -> ClientOptions {
-    let mut retry = RetryPolicy::default();
-    retry.backoff.initial = Duration::from_millis(20);
-    retry.backoff.max = Duration::from_millis(200);
-    ClientOptions {
-        retry,
-        registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
-        ..ClientOptions::default()
-    }
+    seamless_tests::client_options()
 }
 
 fn start(options: HashserverOptions) -> Option<Hashserver> {

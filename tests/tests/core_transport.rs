@@ -6,24 +6,14 @@ use bytes::Bytes;
 use http::StatusCode;
 use seamless_remote_core::{
     Checksum, ClientOptions, ClientRegistry, RemoteClient, RequestBody, RequestSpec, RetryPolicy,
-    TimeoutKind, Timeouts, TransportError, TransportErrorKind,
+    TimeoutKind, TransportError, TransportErrorKind,
 };
 use seamless_tests::proxy::{Fault, FaultProxy};
 use seamless_tests::require;
 use seamless_tests::services::{Hashserver, HashserverOptions};
 
-/// Options for tests: default timeouts, a private keepalive registry (no cross-test pings), and
-/// a fast backoff so that retry tests do not wait seconds.
 fn opts() -> ClientOptions {
-    let mut retry = RetryPolicy::default();
-    retry.backoff.initial = Duration::from_millis(20);
-    retry.backoff.max = Duration::from_millis(200);
-    ClientOptions {
-        timeouts: Timeouts::default(),
-        retry,
-        registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
-        ..ClientOptions::default()
-    }
+    seamless_tests::client_options()
 }
 
 fn start_hashserver() -> Option<Hashserver> {

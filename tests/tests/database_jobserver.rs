@@ -7,7 +7,7 @@ use std::time::Duration;
 use seamless_buffer_remote::BufferClient;
 use seamless_database_remote::{ActiveDatabases, DatabaseClient, DatabaseError, RecordWrite};
 use seamless_jobserver_remote::{JobStatus, JobserverClient, JobserverError, RunRequest};
-use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry, RetryPolicy, Timeouts};
+use seamless_remote_core::{Checksum, ClientOptions, Timeouts};
 use seamless_tests::proxy::{Fault, FaultProxy};
 use seamless_tests::require;
 use seamless_tests::services::{Database, Hashserver, HashserverOptions, Jobserver};
@@ -15,14 +15,7 @@ use seamless_tests::transformation::{mixed_buffer, python, Transformation};
 use serde_json::{json, Map, Value};
 
 fn opts() -> ClientOptions {
-    let mut retry = RetryPolicy::default();
-    retry.backoff.initial = Duration::from_millis(20);
-    retry.backoff.max = Duration::from_millis(200);
-    ClientOptions {
-        retry,
-        registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
-        ..ClientOptions::default()
-    }
+    seamless_tests::client_options()
 }
 
 fn db(url: &str) -> DatabaseClient {

@@ -5,10 +5,10 @@
 //! reference. Nothing starts before the client's first request; a hashserver that dies is
 //! relaunched on the next request (see `LaunchedService`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use seamless_remote_core::config::Config;
-use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, Launcher};
+use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher};
 use seamless_remote_core::{ClientOptions, RemoteClient};
 
 use crate::error::BufferError;
@@ -21,7 +21,7 @@ pub struct ConfigBufferLauncher {
     config: Config,
     launcher: Launcher,
     options: ClientOptions,
-    services: Mutex<Vec<(LaunchKey, Arc<LaunchedService>)>>,
+    services: LaunchedSet,
 }
 
 impl std::fmt::Debug for ConfigBufferLauncher {
@@ -38,7 +38,7 @@ impl ConfigBufferLauncher {
             config,
             launcher,
             options,
-            services: Mutex::new(Vec::new()),
+            services: LaunchedSet::default(),
         })
     }
 }
@@ -55,10 +55,7 @@ impl BufferLauncher for ConfigBufferLauncher {
             .then(|| BufferFolder::new(self.launcher.dirs().expand(&desc.workdir)));
         let service = LaunchedService::new(desc, self.launcher.clone());
         let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key.clone(), service));
+        self.services.add(key, service);
         Ok(LaunchedBuffer {
             client: BufferClient::from_remote(remote, key.readonly),
             folder,
@@ -66,11 +63,6 @@ impl BufferLauncher for ConfigBufferLauncher {
     }
 
     fn inspect(&self) -> Vec<LaunchedClientInfo> {
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, s)| s.info(&k.selection.cluster, k.readonly, true))
-            .collect()
+        self.services.inspect(true)
     }
 }

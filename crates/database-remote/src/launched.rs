@@ -2,10 +2,10 @@
 //! configuration (`Config::database_launch`) and the launcher. Nothing starts before the
 //! client's first request; a database that dies is relaunched on the next request.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use seamless_remote_core::config::Config;
-use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, Launcher};
+use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher};
 use seamless_remote_core::{ClientOptions, RemoteClient};
 
 use crate::client::{max_inflight_from_env, DatabaseClient};
@@ -17,7 +17,7 @@ pub struct ConfigDatabaseLauncher {
     config: Config,
     launcher: Launcher,
     options: ClientOptions,
-    services: Mutex<Vec<(LaunchKey, Arc<LaunchedService>)>>,
+    services: LaunchedSet,
 }
 
 impl std::fmt::Debug for ConfigDatabaseLauncher {
@@ -34,7 +34,7 @@ impl ConfigDatabaseLauncher {
             config,
             launcher,
             options,
-            services: Mutex::new(Vec::new()),
+            services: LaunchedSet::default(),
         })
     }
 }
@@ -47,10 +47,7 @@ impl DatabaseLauncher for ConfigDatabaseLauncher {
             .map_err(|e| DatabaseError::Config(e.to_string()))?;
         let service = LaunchedService::new(desc, self.launcher.clone());
         let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key.clone(), service));
+        self.services.add(key, service);
         Ok(DatabaseClient::from_remote(
             remote,
             key.readonly,
@@ -59,11 +56,6 @@ impl DatabaseLauncher for ConfigDatabaseLauncher {
     }
 
     fn inspect(&self) -> Vec<LaunchedClientInfo> {
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, s)| s.info(&k.selection.cluster, k.readonly, false))
-            .collect()
+        self.services.inspect(false)
     }
 }

@@ -8,11 +8,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use seamless_remote_core::config::{Config, RemoteClients};
 use seamless_remote_core::launch::{
-    DescriptionSource, LaunchedClientInfo, LaunchedService, Launcher,
+    DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher,
 };
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
 
@@ -33,7 +33,7 @@ pub struct ConfigJobserverLauncher {
     launcher: Launcher,
     options: ClientOptions,
     clients: RemoteClientsSource,
-    services: Mutex<Vec<(LaunchKey, Arc<LaunchedService>)>>,
+    services: LaunchedSet,
 }
 
 impl std::fmt::Debug for ConfigJobserverLauncher {
@@ -57,7 +57,7 @@ impl ConfigJobserverLauncher {
             launcher,
             options,
             clients,
-            services: Mutex::new(Vec::new()),
+            services: LaunchedSet::default(),
         })
     }
 }
@@ -82,19 +82,11 @@ impl JobserverLauncher for ConfigJobserverLauncher {
         });
         let service = LaunchedService::dynamic(source, self.launcher.clone());
         let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key.clone(), service));
+        self.services.add(key, service);
         Ok(JobserverClient::from_remote(remote))
     }
 
     fn inspect(&self) -> Vec<LaunchedClientInfo> {
-        self.services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, s)| s.info(&k.selection.cluster, false, false))
-            .collect()
+        self.services.inspect(false)
     }
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService};
+pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet};
 use side::{LocalSide, Side, SshSide};
 pub use state::StateDirs;
 use state::{extra_ports, port_of, read_object, remove, write_atomic};

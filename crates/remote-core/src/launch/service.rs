@@ -149,3 +149,35 @@ impl LaunchedService {
         }
     }
 }
+
+/// The launched services that a launcher made, by key (what `inspect_launched_clients` lists).
+#[derive(Default)]
+pub struct LaunchedSet {
+    services: Mutex<Vec<(crate::activation::LaunchKey, Arc<LaunchedService>)>>,
+}
+
+impl std::fmt::Debug for LaunchedSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchedSet").finish_non_exhaustive()
+    }
+}
+
+impl LaunchedSet {
+    /// Records the service of `key`.
+    pub fn add(&self, key: &crate::activation::LaunchKey, service: Arc<LaunchedService>) {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.clone(), service));
+    }
+
+    /// The inspection info of every service (`with_directories` for hashservers).
+    pub fn inspect(&self, with_directories: bool) -> Vec<LaunchedClientInfo> {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| s.info(&k.selection.cluster, k.readonly, with_directories))
+            .collect()
+    }
+}
