@@ -557,3 +557,81 @@ async fn binary_is_not_dumped_to_a_terminal() {
         "no binary garbage on the terminal: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingertip_from_a_project_stage_uses_its_jobserver() {
+    use seamless_buffer_remote::launched::ConfigBufferLauncher;
+    use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
+    use seamless_database_remote::launched::ConfigDatabaseLauncher;
+    use seamless_database_remote::DatabaseRemote;
+    use seamless_remote_core::config::{load, LoadOptions};
+    use seamless_remote_core::launch::{Launcher, StateDirs};
+    if seamless_tests::venv::bin("hashserver").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        return;
+    }
+    let env = seamless_tests::launchenv::Env::new();
+    std::fs::write(
+        env.project().join("seamless.profile.yaml"),
+        "- cluster: local\n- execution: process\n- stage remote:\n    - execution: remote\n    - remote: jobserver\n",
+    )
+    .unwrap();
+    // The stage's stores, through the same launcher the binaries use.
+    let cfg = load(&LoadOptions {
+        workdir: env.project(),
+        home: Some(env.home()),
+        stage: Some("remote".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let launcher = Launcher::new(StateDirs::new(env.home())).with_env("PATH", &env.path_env());
+    let activate = ActivateOptions {
+        main: Some(cfg.current().unwrap()),
+        ..ActivateOptions::default()
+    };
+    let mut buffers = BufferRemote::new();
+    buffers.set_launcher(ConfigBufferLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        seamless_tests::client_options(),
+    ));
+    buffers.activate(&activate).unwrap();
+    let mut databases = DatabaseRemote::new();
+    databases.set_launcher(ConfigDatabaseLauncher::new(
+        cfg.clone(),
+        launcher,
+        seamless_tests::client_options(),
+    ));
+    databases.activate(&activate).unwrap();
+    // A transformation whose result (42) is known to the database but stored nowhere.
+    let t = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(20)), ("b", json!(22))],
+    );
+    for (cs, b) in &t.buffers {
+        buffers.active().write_buffer(cs, b.clone()).await.unwrap();
+    }
+    let result = Checksum::of(b"42\n");
+    databases
+        .active()
+        .set_transformation_result(&t.tf_checksum, &result)
+        .await
+        .unwrap();
+    let path = env.path_env();
+    let home = env.home().display().to_string();
+    let vars = [("PATH", path.as_str()), ("HOME", home.as_str())];
+    let r = result.to_hex();
+    let out = run(RESOLVE, &[&r, "--stage", "remote"], &vars, &env.project());
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let out = run(FINGERTIP, &[&r, "--stage", "remote"], &vars, &env.project());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"42\n");
+    assert!(
+        stderr(&out).contains("Launch jobserver"),
+        "the stage's jobserver: {}",
+        stderr(&out)
+    );
+    let out = run(RESOLVE, &[&r, "--stage", "remote"], &vars, &env.project());
+    assert_eq!(code(&out), 0, "written back: {}", stderr(&out));
+    assert_eq!(out.stdout, b"42\n");
+}
