@@ -369,33 +369,21 @@ impl ActiveBuffers {
                 None => BufferLength::Absent,
             })
             .collect();
-        let pending = |result: &[BufferLength]| -> Vec<usize> {
-            result
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.bytes().is_none())
-                .map(|(i, _)| i)
-                .collect()
-        };
-        for folder in &self.read_folders {
-            let todo = pending(&result);
-            if todo.is_empty() {
-                return result;
-            }
-            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
-            merge_lengths(&mut result, &todo, folder.buffer_lengths(&asked).await);
-        }
-        for server in &self.read_servers {
-            let todo = pending(&result);
-            if todo.is_empty() {
-                return result;
-            }
-            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
-            match server.buffer_lengths(&asked).await {
-                Ok(lengths) => merge_lengths(&mut result, &todo, lengths),
-                Err(e) => tracing::warn!(error = %e, "buffer server skipped for buffer lengths"),
-            }
-        }
+        self.fill_pending(
+            checksums,
+            &mut result,
+            |l| l.bytes().is_some(),
+            |slot, l| {
+                if l.bytes().is_some()
+                    || (l == BufferLength::Unknown && *slot == BufferLength::Absent)
+                {
+                    *slot = l;
+                }
+            },
+            |f, asked| async move { f.buffer_lengths(&asked).await },
+            |s, asked| async move { s.buffer_lengths(&asked).await },
+        )
+        .await;
         result
     }
 
@@ -406,40 +394,61 @@ impl ActiveBuffers {
             .iter()
             .map(|cs| trivial_buffer(cs).is_some())
             .collect();
-        let pending = |result: &[bool]| -> Vec<usize> {
-            result
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| !**p)
-                .map(|(i, _)| i)
-                .collect()
+        self.fill_pending(
+            checksums,
+            &mut result,
+            |present| *present,
+            |slot, present| *slot |= present,
+            |f, asked| async move { f.has(&asked).await },
+            |s, asked| async move { s.has(&asked).await },
+        )
+        .await;
+        result
+    }
+
+    /// Asks the read folders, then the read servers, each only about the checksums whose
+    /// `result` is not `done` yet, merging every answer in; failing servers are skipped.
+    async fn fill_pending<'a, T, FQ, FF, SQ, SF>(
+        &'a self,
+        checksums: &[Checksum],
+        result: &mut [T],
+        done: impl Fn(&T) -> bool,
+        merge: impl Fn(&mut T, T),
+        folder_query: FQ,
+        server_query: SQ,
+    ) where
+        FQ: Fn(&'a BufferFolder, Vec<Checksum>) -> FF,
+        FF: std::future::Future<Output = Vec<T>>,
+        SQ: Fn(&'a BufferClient, Vec<Checksum>) -> SF,
+        SF: std::future::Future<Output = Result<Vec<T>, BufferError>>,
+    {
+        let pending = |result: &[T]| -> Vec<usize> {
+            (0..result.len()).filter(|&i| !done(&result[i])).collect()
+        };
+        let merge_in = |result: &mut [T], todo: &[usize], answers: Vec<T>| {
+            for (&i, answer) in todo.iter().zip(answers) {
+                merge(&mut result[i], answer);
+            }
         };
         for folder in &self.read_folders {
-            let todo = pending(&result);
+            let todo = pending(result);
             if todo.is_empty() {
-                return result;
+                return;
             }
-            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
-            for (i, present) in todo.iter().zip(folder.has(&asked).await) {
-                result[*i] |= present;
-            }
+            let asked = todo.iter().map(|&i| checksums[i]).collect();
+            merge_in(result, &todo, folder_query(folder, asked).await);
         }
         for server in &self.read_servers {
-            let todo = pending(&result);
+            let todo = pending(result);
             if todo.is_empty() {
-                return result;
+                return;
             }
-            let asked: Vec<Checksum> = todo.iter().map(|&i| checksums[i]).collect();
-            match server.has(&asked).await {
-                Ok(answer) => {
-                    for (i, present) in todo.iter().zip(answer) {
-                        result[*i] |= present;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "buffer server skipped for has_buffers"),
+            let asked = todo.iter().map(|&i| checksums[i]).collect();
+            match server_query(server, asked).await {
+                Ok(answers) => merge_in(result, &todo, answers),
+                Err(e) => tracing::warn!(error = %e, "buffer server skipped"),
             }
         }
-        result
     }
 
     /// Promises the buffer to every write server, concurrently. Every server is tried; the
@@ -479,15 +488,6 @@ impl ActiveBuffers {
 fn note_failure(first: &mut Option<BufferError>, e: BufferError) {
     tracing::warn!(error = %e, "buffer source skipped");
     first.get_or_insert(e);
-}
-
-fn merge_lengths(result: &mut [BufferLength], todo: &[usize], lengths: Vec<BufferLength>) {
-    for (i, l) in todo.iter().zip(lengths) {
-        if l.bytes().is_some() || (l == BufferLength::Unknown && result[*i] == BufferLength::Absent)
-        {
-            result[*i] = l;
-        }
-    }
 }
 
 async fn write_file_atomically(path: &Path, data: &Bytes) -> Result<(), BufferError> {
