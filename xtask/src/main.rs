@@ -5,8 +5,8 @@
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
 //! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
 //!   transformation, then the two binaries (resolve, fingertip).
-//! * `cargo xtask bench [buffer]`: Rust vs the Python reference, side by side (`database`,
-//!   `cli`, `dask` to come).
+//! * `cargo xtask bench [buffer|database|cli]`: Rust vs the Python reference, side by side
+//!   (`dask` to come).
 
 mod bench;
 mod bench_cli;
