@@ -38,6 +38,16 @@ fn fastrand_u16() -> u16 {
 impl Env {
     /// A new environment (hashserver, database and jobserver ranges).
     pub fn new() -> Env {
+        Self::build(false)
+    }
+
+    /// A new environment that also has a daskserver (a LocalCluster of one worker with one
+    /// core, no conda) and a stage `dask` with `execution: remote`, `remote: daskserver`.
+    pub fn with_dask() -> Env {
+        Self::build(true)
+    }
+
+    fn build(dask: bool) -> Env {
         let root = tempfile::tempdir().unwrap();
         let (hs, db, js) = (free_range(10), free_range(10), free_range(10));
         let home = root.path().join("home");
@@ -54,12 +64,26 @@ impl Env {
             ),
         )
         .unwrap();
+        if dask {
+            let ds = free_range(20);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(home.join(".seamless").join("clusters.yaml"))
+                .unwrap();
+            use std::io::Write;
+            write!(
+                f,
+                "      daskserver: {{network_interface: 127.0.0.1, port_start: {ds}, port_end: {}}}\n  default_queue: default\n  queues:\n    default: {{conda: '', walltime: '01:00:00', memory: 2000MB, cores: 1, maximum_jobs: 1, unknown_task_duration: 1m, target_duration: 10m}}\n",
+                ds + 19
+            )
+            .unwrap();
+        }
         let project = root.path().join("project");
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(project.join("seamless.yaml"), "- project: demo\n").unwrap();
         std::fs::write(
             project.join("seamless.profile.yaml"),
-            "- cluster: local\n- execution: process\n",
+            "- cluster: local\n- execution: process\n- stage dask:\n    - execution: remote\n    - remote: daskserver\n",
         )
         .unwrap();
         Env { root }
@@ -196,4 +220,40 @@ impl Default for Env {
     fn default() -> Self {
         Env::new()
     }
+}
+
+/// The buffer and database activation state of `cfg`'s current selection (read-write), with
+/// launched clients made by `launcher` (nothing starts before first use), and the activation
+/// options used.
+pub fn launched_stores(
+    cfg: &seamless_remote_core::config::Config,
+    launcher: &seamless_remote_core::launch::Launcher,
+    options: seamless_remote_core::ClientOptions,
+) -> (
+    seamless_buffer_remote::BufferRemote,
+    seamless_database_remote::DatabaseRemote,
+    seamless_remote_core::activation::ActivateOptions,
+) {
+    use seamless_buffer_remote::launched::ConfigBufferLauncher;
+    use seamless_database_remote::launched::ConfigDatabaseLauncher;
+    let activate = seamless_remote_core::activation::ActivateOptions {
+        readonly: false,
+        main: Some(cfg.current().unwrap()),
+        ..Default::default()
+    };
+    let mut buffers = seamless_buffer_remote::BufferRemote::new();
+    buffers.set_launcher(ConfigBufferLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        options.clone(),
+    ));
+    buffers.activate(&activate).unwrap();
+    let mut databases = seamless_database_remote::DatabaseRemote::new();
+    databases.set_launcher(ConfigDatabaseLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        options,
+    ));
+    databases.activate(&activate).unwrap();
+    (buffers, databases, activate)
 }

@@ -7,16 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use seamless_buffer_remote::launched::ConfigBufferLauncher;
-use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
-use seamless_database_remote::launched::ConfigDatabaseLauncher;
-use seamless_database_remote::DatabaseRemote;
 use seamless_jobserver_remote::launched::ConfigJobserverLauncher;
 use seamless_jobserver_remote::{JobserverRemote, RunRequest};
 use seamless_remote_core::config::{self, LoadOptions};
 use seamless_remote_core::launch::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
-use seamless_tests::launchenv::{alive, kill, Env};
+use seamless_tests::launchenv::{alive, kill, launched_stores, Env};
 use seamless_tests::transformation::python;
 use serde_json::json;
 
@@ -44,26 +40,7 @@ async fn launched_clients_start_on_first_use_and_survive_a_killed_hashserver() {
     .unwrap();
     let current = cfg.current().unwrap();
     let launcher = Launcher::new(StateDirs::new(env.home())).with_env("PATH", &env.path_env());
-    let activate = ActivateOptions {
-        readonly: false,
-        main: Some(current.clone()),
-        ..ActivateOptions::default()
-    };
-
-    let mut buffers = BufferRemote::new();
-    buffers.set_launcher(ConfigBufferLauncher::new(
-        cfg.clone(),
-        launcher.clone(),
-        options(),
-    ));
-    buffers.activate(&activate).unwrap();
-    let mut databases = DatabaseRemote::new();
-    databases.set_launcher(ConfigDatabaseLauncher::new(
-        cfg.clone(),
-        launcher.clone(),
-        options(),
-    ));
-    databases.activate(&activate).unwrap();
+    let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
     let active = buffers.active();
     assert!(
         active.has_write_server() && active.read_folders().len() == 1,

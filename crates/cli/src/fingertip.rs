@@ -207,7 +207,7 @@ fn healthy(port: u16) -> bool {
 fn no_backend(why: &str) -> CliError {
     CliError::new(
         Code::NotFound,
-        format!("the buffer is not stored, and could be recomputed, but {why}.\nTo enable recomputation: install seamless-jobserver (it must be on PATH), or select a stage with 'execution: remote' and 'remote: jobserver'."),
+        format!("the buffer is not stored, and could be recomputed, but {why}.\nTo enable recomputation: install seamless-jobserver (it must be on PATH), or select a stage with 'execution: remote' and 'remote: jobserver' or 'remote: daskserver'."),
     )
 }
 
@@ -396,7 +396,11 @@ impl Backend {
         tf: Checksum,
         fresh: bool,
     ) -> Result<Checksum, CliError> {
-        let request = RunRequest::new(dict, tf);
+        let request = RunRequest {
+            // Recompute even when the result is cached but its buffer is gone.
+            require_value: true,
+            ..RunRequest::new(dict, tf)
+        };
         let result = if fresh || stores.jobservers.is_empty() {
             self.temp(stores)?.client.run_transformation(&request).await
         } else {

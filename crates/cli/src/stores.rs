@@ -6,6 +6,7 @@ use std::sync::Arc;
 use seamless_buffer_remote::launched::ConfigBufferLauncher;
 use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
 use seamless_buffer_remote::{ActiveBuffers, BufferClient, BufferError, BufferFolder};
+use seamless_daskserver_remote::DaskserverLaunchedHandle;
 use seamless_database_remote::launched::ConfigDatabaseLauncher;
 use seamless_database_remote::{ActiveDatabases, DatabaseClient, DatabaseRemote};
 use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
@@ -43,7 +44,8 @@ pub struct Stores {
     pub buffers: ActiveBuffers,
     /// Databases (fingertip only).
     pub databases: ActiveDatabases,
-    /// The stage's jobservers (fingertip with `execution: remote`, `remote: jobserver`).
+    /// The stage's jobservers (fingertip with `execution: remote`, `remote: jobserver`), or
+    /// the Dask front of the stage's daskserver (`remote: daskserver`).
     pub jobservers: ActiveJobservers,
     /// Where the stores come from, for messages.
     pub source: String,
@@ -218,7 +220,14 @@ fn from_config(tool: Tool, opts: &LoadOptions) -> Result<Stores, CliError> {
         .activate(&activate)
         .map_err(|e| CliError::new(Code::NoStore, e.to_string()))?;
     stores.databases = databases.active();
-    if delegation == Delegation::Remote(Remote::Jobserver) {
+    if delegation == Delegation::Remote(Remote::Daskserver) {
+        // The Dask front speaks the jobserver protocol: it is launched (with the daskserver)
+        // only if a recomputation is needed.
+        let clients = live_clients(Arc::new(buffers), Arc::new(databases));
+        let handle = DaskserverLaunchedHandle::new(&cfg, &current, launcher, options(), clients)
+            .map_err(|e| CliError::new(Code::NoStore, e.to_string()))?;
+        stores.jobservers = ActiveJobservers::new(vec![handle.client().clone()]);
+    } else if delegation == Delegation::Remote(Remote::Jobserver) {
         let clients = live_clients(Arc::new(buffers), Arc::new(databases));
         let mut jobs = JobserverRemote::new();
         jobs.set_launcher(ConfigJobserverLauncher::new(

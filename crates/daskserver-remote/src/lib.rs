@@ -1,5 +1,27 @@
-//! The Seamless daskserver client: base client, launched wrapper and activation API.
+//! Seamless on Dask: launch (or reuse) a stage's `seamless-dask-wrapper` and a small **Dask
+//! front** next to it, and run transformations there with the seamless-jobserver protocol.
 //!
-//! Not yet implemented: this crate is a placeholder in the workspace (see the project issues).
+//! Speaking Dask's own protocol from Rust would mean writing pickles of private Dask and
+//! seamless-dask classes that change with every `distributed` release. Instead the front, a
+//! Python program shipped in this crate (`python/seamless_dask_front.py`), holds the
+//! `distributed.Client` + `SeamlessDaskClient` exactly as the Python reference does and serves
+//! `/run-transformation`, `/transformation-status`, `/cancel-transformation`; the Rust side
+//! talks to it with [`seamless_jobserver_remote::JobserverClient`], unchanged.
+//!
+//! * [`launched::DaskserverLaunchedHandle`]: the daskserver and the front of one selection,
+//!   launched through our launcher (relaunched on the next request if either died).
+//! * [`front`]: the front's program and launch description.
+//! * [`submit`]: the caller side (result cache, input upload) of a submission by dict.
+//! * [`remote`]: `activate` / `deactivate` and the functions over the active backend.
 
-pub use seamless_remote_core as core;
+pub mod error;
+pub mod front;
+pub mod launched;
+pub mod remote;
+pub mod submit;
+
+pub use error::DaskError;
+pub use front::DaskInfo;
+pub use launched::{ConfigDaskserverLauncher, DaskserverLaunchedHandle};
+pub use remote::DaskserverRemote;
+pub use submit::Submission;

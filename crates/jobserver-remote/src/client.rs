@@ -33,6 +33,11 @@ pub struct RunRequest {
     pub strict_dunder: bool,
     /// Record mode; must equal the jobserver's.
     pub record: bool,
+    /// The result's buffer must be available, not only its checksum (a cached result whose
+    /// buffer is gone is recomputed). Understood by the Dask front; sent only when true
+    /// (seamless-jobserver ignores it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_value: bool,
 }
 
 impl RunRequest {
@@ -45,6 +50,7 @@ impl RunRequest {
             scratch: false,
             strict_dunder: false,
             record: false,
+            require_value: false,
         }
     }
 }

@@ -619,6 +619,22 @@ impl Launcher {
         })
     }
 
+    /// Writes `contents` to `path` (`~/` allowed) on the host where `desc`'s service runs
+    /// (this machine, or its SSH host), atomically; an identical local file is left alone.
+    pub fn install_file(
+        &self,
+        desc: &LaunchDescription,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), LaunchError> {
+        self.side(desc)
+            .install(path, contents)
+            .map_err(|reason| LaunchError::Invalid {
+                key: desc.key.clone(),
+                reason,
+            })
+    }
+
     /// Stops the service of `desc` (if its server file names a live pid) and marks its state
     /// stale, as `seamless-service-stop` does.
     pub fn stop_service(&self, desc: &LaunchDescription) {

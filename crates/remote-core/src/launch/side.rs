@@ -33,6 +33,9 @@ pub(crate) trait Side {
     fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError>;
     /// How often to poll the state file while starting.
     fn poll(&self) -> Duration;
+    /// Writes a file (e.g. a program the service runs) on the service's host, atomically;
+    /// `path` may start with `~/`.
+    fn install(&self, path: &str, contents: &[u8]) -> Result<(), String>;
 }
 
 /// This machine.
@@ -185,6 +188,20 @@ impl Side for LocalSide<'_> {
     fn poll(&self) -> Duration {
         Duration::from_millis(100)
     }
+
+    fn install(&self, path: &str, contents: &[u8]) -> Result<(), String> {
+        let path = PathBuf::from(self.dirs.expand(path));
+        if std::fs::read(&path).is_ok_and(|have| have == contents) {
+            return Ok(());
+        }
+        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, contents).map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)
+    }
 }
 
 /// A remote host reached with `ssh`.
@@ -227,6 +244,12 @@ impl SshSide {
 
     /// Runs a bash script on the remote host.
     fn bash(&self, script: &str) -> (bool, String, String) {
+        self.bash_with_input(script, None)
+    }
+
+    /// Runs a bash script on the remote host, with `input` on its stdin (else none).
+    fn bash_with_input(&self, script: &str, input: Option<&[u8]>) -> (bool, String, String) {
+        use std::io::Write;
         let quoted = shlex::try_quote(script)
             .map(|c| c.into_owned())
             .unwrap_or_default();
@@ -234,8 +257,21 @@ impl SshSide {
         c.args(&self.ssh[1..])
             .arg(&self.host)
             .arg(format!("bash -c {quoted}"))
-            .stdin(Stdio::null());
-        match c.output() {
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut run = || -> std::io::Result<std::process::Output> {
+            let mut child = c.spawn()?;
+            if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(data)?;
+            }
+            child.wait_with_output()
+        };
+        match run() {
             Ok(o) => (
                 o.status.success(),
                 String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -391,6 +427,21 @@ impl Side for SshSide {
 
     fn poll(&self) -> Duration {
         Duration::from_millis(500)
+    }
+
+    fn install(&self, path: &str, contents: &[u8]) -> Result<(), String> {
+        let target = remote_word(path);
+        let script = format!(
+            "mkdir -p \"$(dirname {target})\" && cat > {target}.tmp.$$ && mv {target}.tmp.$$ {target}"
+        );
+        match self.bash_with_input(&script, Some(contents)) {
+            (true, _, _) => Ok(()),
+            (false, _, err) => Err(format!(
+                "cannot write {path} on {}: {}",
+                self.host,
+                err.trim()
+            )),
+        }
     }
 }
 

@@ -1,0 +1,219 @@
+//! The Dask front: a small Python program (`python/seamless_dask_front.py`, shipped inside this
+//! crate) that holds a `distributed.Client` + seamless-dask's `SeamlessDaskClient` and serves
+//! the seamless-jobserver protocol, so that [`seamless_jobserver_remote::JobserverClient`]
+//! talks to Dask unchanged.
+//!
+//! It is launched as a service of its own, next to the daskserver: same host, same conda
+//! environment, same port range, the same launcher conventions (status file with `parameters`,
+//! `--port-range`, `--host`, `--timeout`). The program is written to
+//! `~/.remote-http-launcher/programs/seamless-dask-front-<sha>.py` on that host; its checksum is
+//! one of the parameters, so a new version of the program relaunches the front.
+
+use seamless_remote_core::config::{Handshake, LaunchDescription, RemoteClients, Service};
+use seamless_remote_core::launch::Connection;
+use seamless_remote_core::Checksum;
+use serde_json::{json, Value};
+
+/// The front program's source.
+pub const FRONT_PROGRAM: &str = include_str!("../python/seamless_dask_front.py");
+
+/// The interpreter that runs the front (default `python3`, the one of the daskserver's
+/// environment once its conda environment is active).
+pub const PYTHON_ENV: &str = "SEAMLESS_DASK_PYTHON";
+
+/// Where the program is written on the service host.
+pub fn program_path() -> String {
+    let sha = Checksum::of(FRONT_PROGRAM.as_bytes()).to_hex();
+    format!(
+        "~/.remote-http-launcher/programs/seamless-dask-front-{}.py",
+        &sha[..16]
+    )
+}
+
+/// What a launched daskserver is, derived from its description and the launcher's answer (the
+/// reference's `DaskserverLaunchedHandle` fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaskInfo {
+    /// `tcp://host:port` of the scheduler, from this machine.
+    pub scheduler_address: String,
+    /// `tcp://host:port` of the scheduler, from the daskserver's host (what the front uses).
+    pub scheduler_address_on_host: String,
+    /// The dashboard, if the launcher reported its port.
+    pub dashboard_url: Option<String>,
+    /// Seamless workers per Dask worker (`cores` of the queue, default 1).
+    pub cores: u32,
+    /// Interactive cluster (wait for workers to connect).
+    pub interactive: bool,
+    /// A `distributed::LocalCluster`.
+    pub is_local_cluster: bool,
+    /// Record mode of the daskserver.
+    pub record: bool,
+}
+
+fn parse_bool(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        ),
+        _ => false,
+    }
+}
+
+impl DaskInfo {
+    /// Derives the info of a daskserver launched from `desc`.
+    pub fn derive(desc: &LaunchDescription, conn: &Connection) -> DaskInfo {
+        let params = desc.file_parameters.clone().unwrap_or(Value::Null);
+        let cores = params
+            .get("cores")
+            .and_then(Value::as_u64)
+            .filter(|c| *c > 0)
+            .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
+        let host_side = match desc.network_interface.as_deref() {
+            None | Some("0.0.0.0") | Some("") => "127.0.0.1".to_string(),
+            Some(h) => h.to_string(),
+        };
+        let port_on_host = conn.port_named("tunneled-port").unwrap_or(conn.port);
+        DaskInfo {
+            scheduler_address: format!("tcp://{}:{}", conn.hostname, conn.port),
+            scheduler_address_on_host: format!("tcp://{host_side}:{port_on_host}"),
+            dashboard_url: conn
+                .port_named("dashboard_port")
+                .map(|p| format!("http://{}:{p}", conn.hostname)),
+            cores,
+            interactive: parse_bool(params.get("interactive")),
+            is_local_cluster: desc
+                .cluster_string
+                .as_deref()
+                .is_some_and(|c| c.contains("LocalCluster")),
+            record: parse_bool(params.get("record")),
+        }
+    }
+}
+
+/// The launch description of the front of the daskserver launched from `dask`: key
+/// `daskfront-...` (the daskserver's with its service name replaced), same host, environment
+/// and port range, handshake `/healthcheck`.
+pub fn description(
+    dask: &LaunchDescription,
+    info: &DaskInfo,
+    remote_clients: &RemoteClients,
+) -> LaunchDescription {
+    let rename = |s: &str| s.replacen("daskserver", "daskfront", 1);
+    let key = rename(&dask.key);
+    let python = std::env::var(PYTHON_ENV)
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "python3".into());
+    let quote = shlex_quote;
+    let command = format!(
+        "{} {} --status-file {} --port-range {} {} --host {} --timeout {}",
+        quote(&python),
+        program_path(),
+        format_args!("~/.remote-http-launcher/server/{key}.json"),
+        dask.port_start.unwrap_or(0),
+        dask.port_end.unwrap_or(0),
+        quote(dask.network_interface.as_deref().unwrap_or("127.0.0.1")),
+        dask.timeout,
+    );
+    let parameters = json!({
+        "scheduler_address": info.scheduler_address_on_host,
+        "workers": info.cores,
+        "remote_clients": remote_clients,
+        "is_local_cluster": info.is_local_cluster,
+        "interactive": info.interactive,
+        "record": info.record,
+        "program": program_path(),
+    });
+    LaunchDescription {
+        service: Service::DaskFront,
+        key,
+        command,
+        workdir: "/tmp".into(),
+        file_parameters: Some(parameters),
+        handshake: Handshake::Healthcheck,
+        log_file: rename(&dask.log_file),
+        debug_log_file: rename(&dask.debug_log_file),
+        cluster_string: None,
+        ..dask.clone()
+    }
+}
+
+/// A shell word for `s`.
+fn shlex_quote(s: &str) -> String {
+    shlex::try_quote(s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dask_desc() -> LaunchDescription {
+        LaunchDescription {
+            service: Service::Daskserver,
+            key: "daskserver-local-rw-demo".into(),
+            command: "seamless-dask-wrapper ...".into(),
+            workdir: "/tmp".into(),
+            network_interface: Some("127.0.0.1".into()),
+            port_start: Some(5340),
+            port_end: Some(5359),
+            conda: Some(Some(String::new())),
+            workers: None,
+            cluster_string: Some("distributed::LocalCluster".into()),
+            file_parameters: Some(json!({"cores": 2, "interactive": "yes", "record": false})),
+            hostname: None,
+            ssh_hostname: None,
+            tunnel: None,
+            log_level: "minimal".into(),
+            log_file: "~/.remote-http-launcher/logs/local/demo/daskserver.log".into(),
+            debug_log_file: "~/.remote-http-launcher/logs/local/demo/daskserver.debug.log".into(),
+            timeout: 600,
+            handshake: Handshake::Path {
+                path: "health".into(),
+                port_name: "dashboard_port".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn info_and_front_description_follow_the_daskserver() {
+        let desc = dask_desc();
+        let mut raw = serde_json::Map::new();
+        raw.insert("dashboard_port".into(), json!(5358));
+        let conn = Connection {
+            hostname: "127.0.0.1".into(),
+            port: 5355,
+            raw,
+            outcome: seamless_remote_core::launch::Outcome::Launched,
+        };
+        let info = DaskInfo::derive(&desc, &conn);
+        assert_eq!(info.scheduler_address, "tcp://127.0.0.1:5355");
+        assert_eq!(info.scheduler_address_on_host, "tcp://127.0.0.1:5355");
+        assert_eq!(info.dashboard_url.as_deref(), Some("http://127.0.0.1:5358"));
+        assert_eq!(info.cores, 2);
+        assert!(info.interactive && info.is_local_cluster && !info.record);
+
+        let front = description(&desc, &info, &RemoteClients::default());
+        assert_eq!(front.key, "daskfront-local-rw-demo");
+        assert_eq!(front.handshake, Handshake::Healthcheck);
+        assert_eq!(front.conda, Some(Some(String::new())));
+        assert!(front.log_file.ends_with("/daskfront.log"));
+        assert!(front.command.contains(&program_path()));
+        assert!(front
+            .command
+            .contains("--port-range 5340 5359 --host 127.0.0.1 --timeout 600"));
+        let p = front.file_parameters.unwrap();
+        assert_eq!(p["scheduler_address"], "tcp://127.0.0.1:5355");
+        assert_eq!(p["workers"], 2);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shlex_quote("python3"), "python3");
+        assert_eq!(shlex_quote("/a b/python"), "'/a b/python'");
+    }
+}

@@ -1,0 +1,179 @@
+//! The Dask activation API (the reference's `daskserver_remote.activate/deactivate`): the Dask
+//! handle of the current stage becomes the process's execution backend, and
+//! `run_transformation`, `transformation_status`, `cancel_transformation` and [`submit`] go to
+//! its front.
+//!
+//! `activate` launches or reuses the daskserver and the front at once and prints
+//! `Dask dashboard: <url>`; `deactivate` stops our front (the daskserver stays for other
+//! clients until its idle timeout) and leaves no backend active.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use seamless_buffer_remote::ActiveBuffers;
+use seamless_database_remote::ActiveDatabases;
+use seamless_jobserver_remote::{JobResult, JobStatus, RunRequest};
+use seamless_remote_core::activation::{launch_keys, KeyScope};
+pub use seamless_remote_core::activation::{ActivateOptions, LaunchKey};
+use seamless_remote_core::Checksum;
+
+use crate::error::DaskError;
+use crate::launched::DaskserverLaunchedHandle;
+use crate::submit::Submission;
+
+/// Produces launched Dask handles (the seam the launcher fills).
+pub trait DaskserverLauncher: Send + Sync {
+    /// The handle for `key` (nothing launched yet).
+    fn launched_handle(&self, key: &LaunchKey) -> Result<Arc<DaskserverLaunchedHandle>, DaskError>;
+}
+
+/// The handles made so far and the active one.
+#[derive(Default)]
+pub struct DaskserverRemote {
+    launcher: Option<Arc<dyn DaskserverLauncher>>,
+    handles: HashMap<LaunchKey, Arc<DaskserverLaunchedHandle>>,
+    active: Option<Arc<DaskserverLaunchedHandle>>,
+}
+
+impl std::fmt::Debug for DaskserverRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaskserverRemote")
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DaskserverRemote {
+    /// Nothing defined, nothing active.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets what produces launched handles.
+    pub fn set_launcher(&mut self, launcher: Arc<dyn DaskserverLauncher>) {
+        self.launcher = Some(launcher);
+    }
+
+    /// The handle that `options` selects (made now if needed; not launched). Dask has one
+    /// backend per stage: only the main selection counts, and read-only plays no role.
+    pub fn handle_for(
+        &mut self,
+        options: &ActivateOptions,
+    ) -> Result<Option<Arc<DaskserverLaunchedHandle>>, DaskError> {
+        let main_only = ActivateOptions {
+            main: options.main.clone(),
+            ..ActivateOptions::default()
+        };
+        let Some(key) = launch_keys(&main_only, KeyScope::Substage)
+            .map_err(DaskError::Config)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let key = LaunchKey {
+            readonly: false,
+            ..key
+        };
+        if let Some(h) = self.handles.get(&key) {
+            return Ok(Some(h.clone()));
+        }
+        let launcher = self.launcher.clone().ok_or_else(|| {
+            DaskError::Config(format!(
+                "no Dask launcher is configured for cluster '{}'",
+                key.selection.cluster
+            ))
+        })?;
+        let handle = launcher.launched_handle(&key)?;
+        self.handles.insert(key, handle.clone());
+        Ok(Some(handle))
+    }
+
+    /// Makes `handle` the active backend.
+    pub fn set_active(&mut self, handle: Option<Arc<DaskserverLaunchedHandle>>) {
+        self.active = handle;
+    }
+
+    /// The active handle.
+    pub fn active(&self) -> Option<Arc<DaskserverLaunchedHandle>> {
+        self.active.clone()
+    }
+}
+
+static GLOBAL: LazyLock<RwLock<DaskserverRemote>> =
+    LazyLock::new(|| RwLock::new(DaskserverRemote::new()));
+
+fn global_write() -> std::sync::RwLockWriteGuard<'static, DaskserverRemote> {
+    GLOBAL.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The process-wide Dask state.
+pub fn global() -> &'static RwLock<DaskserverRemote> {
+    &GLOBAL
+}
+
+/// Sets the process-wide launcher.
+pub fn set_launcher(launcher: Arc<dyn DaskserverLauncher>) {
+    global_write().set_launcher(launcher);
+}
+
+/// The active handle of the process.
+pub fn active() -> Option<Arc<DaskserverLaunchedHandle>> {
+    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
+}
+
+fn active_or_err() -> Result<Arc<DaskserverLaunchedHandle>, DaskError> {
+    active().ok_or(DaskError::NotActive)
+}
+
+/// Activates the Dask backend of `options.main` (no main: nothing, as the reference's
+/// `no_main=True`): launches or reuses the daskserver and the front, prints
+/// `Dask dashboard: <url>` and makes the handle the process's backend.
+pub async fn activate(options: &ActivateOptions) -> Result<(), DaskError> {
+    let handle = global_write().handle_for(options)?;
+    let Some(handle) = handle else {
+        return Ok(());
+    };
+    let info = handle.ensure().await?;
+    match &info.dashboard_url {
+        Some(url) => println!("Dask dashboard: {url}"),
+        None => println!("Dask dashboard: (not reachable from here; the daskserver is tunnelled)"),
+    }
+    global_write().set_active(Some(handle));
+    Ok(())
+}
+
+/// Deactivates: stops our front (blocking, a few seconds at most) and leaves no backend.
+pub fn deactivate() {
+    let old = global_write().active.take();
+    if let Some(h) = old {
+        h.stop_front();
+    }
+}
+
+/// Runs a transformation on the active backend (the front's `/run-transformation`).
+pub async fn run_transformation(request: &RunRequest) -> Result<JobResult, DaskError> {
+    Ok(active_or_err()?
+        .client()
+        .run_transformation(request)
+        .await?)
+}
+
+/// A transformation's status on the active backend.
+pub async fn transformation_status(tf: &Checksum) -> Result<JobStatus, DaskError> {
+    Ok(active_or_err()?.client().transformation_status(tf).await?)
+}
+
+/// Cancels a transformation on the active backend; whether it was running.
+pub async fn cancel_transformation(tf: &Checksum) -> Result<bool, DaskError> {
+    Ok(active_or_err()?.client().cancel_transformation(tf).await?)
+}
+
+/// [`crate::submit::submit`] on the active backend.
+pub async fn submit(
+    submission: &Submission,
+    buffers: &ActiveBuffers,
+    databases: &ActiveDatabases,
+) -> Result<Checksum, DaskError> {
+    crate::submit::submit(active_or_err()?.client(), submission, buffers, databases).await
+}

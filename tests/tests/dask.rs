@@ -1,0 +1,273 @@
+//! Seamless on a real Dask cluster (issue 8): from a local cluster configuration with
+//! `remote: daskserver`, `activate` launches seamless-dask-wrapper (a LocalCluster of one
+//! worker) and our Dask front; a real transformation runs there, its result is read from the
+//! hashserver and found in the database; a failing one returns its Python traceback; a running
+//! one is canceled; a killed front is relaunched on the next request; a second process
+//! (seamless-fingertip, recomputing on the stage's Dask) reuses the same daskserver and front;
+//! `deactivate` stops our front.
+//!
+//! One test function: the daskserver takes seconds to start, so every check shares it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seamless_daskserver_remote::remote as dask;
+use seamless_daskserver_remote::{ConfigDaskserverLauncher, DaskError, Submission};
+use seamless_jobserver_remote::{JobStatus, JobserverError};
+use seamless_remote_core::config::{self, LoadOptions};
+use seamless_remote_core::launch::{Launcher, StateDirs};
+use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
+use seamless_tests::launchenv::{alive, kill, launched_stores, Env};
+use seamless_tests::transformation::{mixed_buffer, python};
+use serde_json::json;
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        registry: Some(ClientRegistry::new(Duration::from_secs(3600))),
+        ..ClientOptions::default()
+    }
+}
+
+const DASK_KEY: &str = "daskserver-local-rw-demo--STAGE-dask";
+const FRONT_KEY: &str = "daskfront-local-rw-demo--STAGE-dask";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
+    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        eprintln!("SKIP (no venv)");
+        return;
+    }
+    seamless_tests::init_tracing();
+    let env = Env::with_dask();
+    let cfg = config::load(&LoadOptions {
+        workdir: env.project(),
+        home: Some(env.home()),
+        stage: Some("dask".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let scratch = env.home().join("dask-scratch");
+    let launcher = Launcher::new(StateDirs::new(env.home()))
+        .with_env("PATH", &env.path_env())
+        .with_env("HOME", &env.home().display().to_string())
+        .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
+    let (buffers, databases, activate) = launched_stores(&cfg, &launcher, options());
+    let (active_buffers, active_dbs) = (buffers.active(), databases.active());
+    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    dask::set_launcher(ConfigDaskserverLauncher::new(
+        cfg.clone(),
+        launcher.clone(),
+        options(),
+        clients,
+    ));
+
+    // activate: both launched, the dashboard known.
+    dask::activate(&activate).await.unwrap();
+    let handle = dask::active().expect("active after activate");
+    let info = handle.info().unwrap();
+    assert!(info.is_local_cluster && info.cores == 1, "{info:?}");
+    let dashboard = info.dashboard_url.clone().expect("dashboard url");
+    assert!(dashboard.starts_with("http://127.0.0.1:"), "{dashboard}");
+    let dask_pid = env.pid_of(DASK_KEY);
+    let front_pid = env.pid_of(FRONT_KEY);
+
+    // A real transformation: result in the hashserver and in the database.
+    let t = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(19)), ("b", json!(23))],
+    );
+    let tf_inputs: Vec<_> = t
+        .buffers
+        .iter()
+        .filter(|(c, _)| *c != t.tf_checksum)
+        .cloned()
+        .collect();
+    let result = dask::submit(
+        &Submission::new(t.dict.clone(), tf_inputs),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap();
+    let forty_two = Checksum::of(&mixed_buffer(&json!(42)));
+    assert_eq!(result, forty_two);
+    assert_eq!(
+        active_buffers.get_buffer(&result).await.unwrap().as_deref(),
+        Some(&b"42\n"[..])
+    );
+    assert_eq!(
+        active_dbs
+            .get_transformation_result(&t.tf_checksum)
+            .await
+            .unwrap(),
+        Some(forty_two),
+        "the worker recorded the result in the database"
+    );
+    assert_eq!(
+        dask::transformation_status(&t.tf_checksum).await.unwrap(),
+        JobStatus::Done
+    );
+
+    // A failing transformation: the Python traceback comes back, and is not retried.
+    let bad = python(
+        "def boom(a):\n    raise ValueError('boom ' + str(a))\n",
+        &[("a", json!(3))],
+    );
+    let err = dask::submit(
+        &Submission::new(bad.dict.clone(), bad.buffers.clone()),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        DaskError::Job(JobserverError::Failed { traceback, .. }) => {
+            assert!(traceback.contains("ValueError: boom 3"), "{traceback}")
+        }
+        other => panic!("expected a failed transformation, got {other:?}"),
+    }
+
+    // An input nobody has: a clear error before anything runs.
+    let orphan = python("def f(a):\n    return a\n", &[("a", json!("nowhere"))]);
+    let code_only: Vec<_> = orphan.buffers[..1].to_vec();
+    let err = dask::submit(
+        &Submission::new(orphan.dict.clone(), code_only),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, DaskError::MissingInputs { missing, .. } if missing[0].0 == "a"),
+        "{err}"
+    );
+
+    // Cancel a running transformation.
+    let slow = python(
+        "def slow(a):\n    import time\n    time.sleep(a)\n    return a\n",
+        &[("a", json!(90))],
+    );
+    let slow_tf = slow.tf_checksum;
+    let run = tokio::spawn({
+        let (b, d) = (active_buffers.clone(), active_dbs.clone());
+        let s = Submission::new(slow.dict.clone(), slow.buffers.clone());
+        async move { dask::submit(&s, &b, &d).await }
+    });
+    let mut running = false;
+    for _ in 0..300 {
+        if dask::transformation_status(&slow_tf).await.unwrap() == JobStatus::Running {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(running, "the slow transformation never showed as running");
+    // Give the base task a moment to reach the worker, then cancel.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(dask::cancel_transformation(&slow_tf).await.unwrap());
+    let outcome = tokio::time::timeout(Duration::from_secs(80), run)
+        .await
+        .expect("the canceled run returned before the transformation could finish")
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Err(DaskError::Job(JobserverError::Canceled { .. }))
+        ),
+        "{outcome:?}"
+    );
+
+    // A front that died is relaunched on the next request (same daskserver).
+    kill(front_pid, "KILL");
+    while alive(front_pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t2 = python(
+        "def mul(a, b):\n    return a * b\n",
+        &[("a", json!(6)), ("b", json!(7))],
+    );
+    let r2 = dask::submit(
+        &Submission::new(t2.dict.clone(), t2.buffers.clone()),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r2, forty_two);
+    let front_pid2 = env.pid_of(FRONT_KEY);
+    assert_ne!(front_pid2, front_pid, "a new front");
+    assert_eq!(env.pid_of(DASK_KEY), dask_pid, "the same daskserver");
+
+    // A second process reuses them: seamless-fingertip recomputes, through the stage's Dask, a
+    // result known to the database whose buffer is stored nowhere.
+    let t3 = python(
+        "def sub(a, b):\n    return a - b\n",
+        &[("a", json!(50)), ("b", json!(7))],
+    );
+    for (cs, b) in &t3.buffers {
+        active_buffers.write_buffer(cs, b.clone()).await.unwrap();
+    }
+    let r3 = Checksum::of(&mixed_buffer(&json!(43)));
+    active_dbs
+        .set_transformation_result(&t3.tf_checksum, &r3)
+        .await
+        .unwrap();
+    assert_eq!(active_buffers.get_buffer(&r3).await.unwrap(), None);
+    let mut cmd = env.cmd(&fingertip_bin());
+    cmd.args([&r3.to_hex(), "--stage", "dask"])
+        .current_dir(env.project())
+        .env_remove("SEAMLESS_REMOTE_CLIENTS");
+    let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "fingertip: {stderr}");
+    assert_eq!(out.stdout, b"43\n", "{stderr}");
+    assert!(
+        !stderr.contains("Launch") && !stderr.contains("temporary"),
+        "reused the running services, recomputed on Dask: {stderr}"
+    );
+    assert_eq!(env.pid_of(FRONT_KEY), front_pid2, "the same front");
+    assert_eq!(env.pid_of(DASK_KEY), dask_pid, "the same daskserver");
+    assert_eq!(
+        active_buffers.get_buffer(&r3).await.unwrap().as_deref(),
+        Some(&b"43\n"[..]),
+        "recomputed on Dask and stored"
+    );
+
+    // deactivate stops our front; the daskserver stays for other clients.
+    tokio::task::spawn_blocking(dask::deactivate).await.unwrap();
+    assert!(dask::active().is_none());
+    assert!(!alive(front_pid2), "the front is stopped");
+    assert!(alive(dask_pid), "the daskserver keeps running");
+}
+
+/// The seamless-fingertip binary of this build (next to the test's own directory).
+fn fingertip_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join("seamless-fingertip")
+}
+
+/// Runs `cmd` to completion, killing it (and failing) after `limit`.
+fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            kill(i64::from(pid), "KILL");
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+    }
+}
