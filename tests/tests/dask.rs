@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seamless_daskserver_remote::remote as dask;
-use seamless_daskserver_remote::{ConfigDaskserverLauncher, DaskError, Submission};
+use seamless_daskserver_remote::{
+    ConfigDaskserverLauncher, DaskError, DaskserverLaunchedHandle, Submission,
+};
 use seamless_jobserver_remote::{JobStatus, JobserverError};
 use seamless_remote_core::config::{self, LoadOptions};
 use seamless_remote_core::launch::{Launcher, StateDirs};
@@ -108,6 +110,47 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
         dask::transformation_status(&t.tf_checksum).await.unwrap(),
         JobStatus::Done
     );
+
+    // The Python reference (DaskserverLaunchedHandle + SeamlessDaskClient) reuses our
+    // daskserver and runs a transformation there.
+    let tp = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(1)), ("b", json!(2))],
+    );
+    for (cs, b) in &tp.buffers {
+        active_buffers.write_buffer(cs, b.clone()).await.unwrap();
+    }
+    let jobs = env.home().join("jobs.json");
+    std::fs::write(
+        &jobs,
+        json!({"rounds": [[{"dict": tp.dict, "tf": tp.tf_checksum}]]}).to_string(),
+    )
+    .unwrap();
+    let mut cmd = env.cmd(&seamless_tests::venv::python().unwrap());
+    cmd.arg(seamless_tests::venv::workspace_root().join("tests/python/dask_interop.py"))
+        .arg(env.project())
+        .arg("dask")
+        .arg(&jobs)
+        .current_dir(env.project());
+    let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py = last_json_line(&out.stdout);
+    assert_eq!(
+        py["dashboard_url"].as_str(),
+        Some(dashboard.as_str()),
+        "the Python reference reused our daskserver"
+    );
+    assert_eq!(
+        py["rounds"][0]["results"][0].as_str(),
+        Some(Checksum::of(&mixed_buffer(&json!(3))).to_hex().as_str())
+    );
+    assert_eq!(env.pid_of(DASK_KEY), dask_pid, "not relaunched");
 
     // A failing transformation: the Python traceback comes back, and is not retried.
     let bad = python(
@@ -270,4 +313,79 @@ fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::proces
             panic!("{cmd:?} did not finish within {limit:?}");
         }
     }
+}
+
+/// The other direction: a daskserver launched by the Python reference is reused by ours (same
+/// process, same scheduler), and our front runs a transformation on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daskserver_launched_by_python_is_reused() {
+    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        eprintln!("SKIP (no venv)");
+        return;
+    }
+    let env = Env::with_dask();
+    let jobs = env.home().join("jobs.json");
+    std::fs::write(&jobs, json!({"rounds": []}).to_string()).unwrap();
+    let mut cmd = env.cmd(&seamless_tests::venv::python().unwrap());
+    cmd.arg(seamless_tests::venv::workspace_root().join("tests/python/dask_interop.py"))
+        .arg(env.project())
+        .arg("dask")
+        .arg(&jobs)
+        .current_dir(env.project());
+    let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py = last_json_line(&out.stdout);
+    let python_pid = env.pid_of(DASK_KEY);
+
+    let cfg = config::load(&LoadOptions {
+        workdir: env.project(),
+        home: Some(env.home()),
+        stage: Some("dask".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let launcher = Launcher::new(StateDirs::new(env.home())).with_env("PATH", &env.path_env());
+    let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
+    let (active_buffers, active_dbs) = (buffers.active(), databases.active());
+    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let handle =
+        DaskserverLaunchedHandle::new(&cfg, &cfg.current().unwrap(), launcher, options(), clients)
+            .unwrap();
+    let info = handle.ensure().await.unwrap();
+    assert_eq!(info.dashboard_url.as_deref(), py["dashboard_url"].as_str());
+    assert_eq!(env.pid_of(DASK_KEY), python_pid, "reused, not relaunched");
+    let t = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(100)), ("b", json!(11))],
+    );
+    let result = seamless_daskserver_remote::submit::submit(
+        handle.client(),
+        &Submission::new(t.dict.clone(), t.buffers.clone()),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(result, Checksum::of(&mixed_buffer(&json!(111))));
+    tokio::task::spawn_blocking(move || handle.stop_front())
+        .await
+        .unwrap();
+}
+
+/// The last line of a program's output, as JSON (the reference prints progress before it).
+fn last_json_line(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
