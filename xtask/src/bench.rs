@@ -155,7 +155,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "buffer" => buffer(root),
         "database" => database(root),
         "cli" => crate::bench_cli::run(root),
-        "dask" => bail!("`cargo xtask bench {what}` is not available yet"),
+        "dask" => crate::bench_dask::run(root),
         other => bail!("unknown benchmark {other:?} (buffer, database, cli, dask)"),
     }
 }

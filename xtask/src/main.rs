@@ -5,11 +5,12 @@
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
 //! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
 //!   transformation, then the two binaries (resolve, fingertip).
-//! * `cargo xtask bench [buffer|database|cli]`: Rust vs the Python reference, side by side
-//!   (`dask` to come).
+//! * `cargo xtask bench [buffer|database|cli|dask]`: Rust vs the Python reference, side by side
+//!   in one run, reported as ratios.
 
 mod bench;
 mod bench_cli;
+mod bench_dask;
 mod demo;
 mod venv;
 
@@ -34,7 +35,7 @@ fn usage() -> &'static str {
      test            fmt check, clippy, harness virtualenv, all tests (real services required)\n  \
      venv            create or refresh the harness virtualenv under target/\n  \
      demo            run the main job on a local default\n  \
-     bench [WHAT]    benchmarks against the Python reference"
+     bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)"
 }
 
 fn run() -> Result<()> {

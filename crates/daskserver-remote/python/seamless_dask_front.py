@@ -208,22 +208,31 @@ class Front:
             futures = await loop.run_in_executor(None, self._submit, body)
             done = loop.create_future()
 
-            def on_done(_fut):
-                loop.call_soon_threadsafe(
-                    lambda: done.done() or done.set_result(None)
-                )
+            def deliver(outcome):
+                if not done.done():
+                    done.set_result(outcome)
+
+
+            def on_done(fut):
+                # Runs in the Dask client's callback thread, after SeamlessDaskClient's own
+                # callback, which has already fetched a successful result into `futures`.
+                if fut.status == "finished" and futures.result_checksum:
+                    value = (futures.tf_checksum or tf, futures.result_checksum, None)
+                    loop.call_soon_threadsafe(deliver, (value, None))
+                else:
+                    loop.call_soon_threadsafe(deliver, None)
 
             futures.thin.add_done_callback(on_done)
-            await done
-            try:
-                # Done: fetching the (small) result takes one round trip.
-                tf_hex, result_hex, exc = await loop.run_in_executor(
-                    None, futures.thin.result
-                )
-            except Exception:
-                if tf in self.canceled:
-                    raise asyncio.CancelledError from None
-                raise
+            outcome = await done
+            if outcome is None:
+                # A failure, a cancellation or a result not fetched yet: one round trip.
+                try:
+                    outcome = (await loop.run_in_executor(None, futures.thin.result), None)
+                except Exception:
+                    if tf in self.canceled:
+                        raise asyncio.CancelledError from None
+                    raise
+            tf_hex, result_hex, exc = outcome[0]
             if exc:
                 if tf in self.canceled or exc.strip() == CANCELED:
                     self._finish(tf, "canceled")
