@@ -89,6 +89,30 @@ impl Env {
         Env { root }
     }
 
+    /// The configuration of the `dask` stage (see [`Env::with_dask`]) and a launcher over this
+    /// HOME whose services find the harness programs on PATH and keep Dask's scratch space here.
+    pub fn dask_config(
+        &self,
+    ) -> (
+        seamless_remote_core::config::Config,
+        seamless_remote_core::launch::Launcher,
+    ) {
+        let cfg = seamless_remote_core::config::load(&seamless_remote_core::config::LoadOptions {
+            workdir: self.project(),
+            home: Some(self.home()),
+            stage: Some("dask".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let scratch = self.home().join("dask-scratch");
+        let launcher = seamless_remote_core::launch::Launcher::new(
+            seamless_remote_core::launch::StateDirs::new(self.home()),
+        )
+        .with_env("PATH", &self.path_env())
+        .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
+        (cfg, launcher)
+    }
+
     /// See the module docs.
     pub fn home(&self) -> PathBuf {
         self.root.path().join("home")

@@ -16,8 +16,6 @@ use seamless_daskserver_remote::{
     ConfigDaskserverLauncher, DaskError, DaskserverLaunchedHandle, Submission,
 };
 use seamless_jobserver_remote::{JobStatus, JobserverError};
-use seamless_remote_core::config::{self, LoadOptions};
-use seamless_remote_core::launch::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
 use seamless_tests::launchenv::{alive, kill, launched_stores, Env};
 use seamless_tests::transformation::{mixed_buffer, python};
@@ -42,18 +40,7 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
     }
     seamless_tests::init_tracing();
     let env = Env::with_dask();
-    let cfg = config::load(&LoadOptions {
-        workdir: env.project(),
-        home: Some(env.home()),
-        stage: Some("dask".into()),
-        ..LoadOptions::default()
-    })
-    .unwrap();
-    let scratch = env.home().join("dask-scratch");
-    let launcher = Launcher::new(StateDirs::new(env.home()))
-        .with_env("PATH", &env.path_env())
-        .with_env("HOME", &env.home().display().to_string())
-        .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
+    let (cfg, launcher) = env.dask_config();
     let (buffers, databases, activate) = launched_stores(&cfg, &launcher, options());
     let (active_buffers, active_dbs) = (buffers.active(), databases.active());
     let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
@@ -344,14 +331,7 @@ async fn a_daskserver_launched_by_python_is_reused() {
     let py = last_json_line(&out.stdout);
     let python_pid = env.pid_of(DASK_KEY);
 
-    let cfg = config::load(&LoadOptions {
-        workdir: env.project(),
-        home: Some(env.home()),
-        stage: Some("dask".into()),
-        ..LoadOptions::default()
-    })
-    .unwrap();
-    let launcher = Launcher::new(StateDirs::new(env.home())).with_env("PATH", &env.path_env());
+    let (cfg, launcher) = env.dask_config();
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
     let (active_buffers, active_dbs) = (buffers.active(), databases.active());
     let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use seamless_daskserver_remote::{submit, DaskserverLaunchedHandle, Submission};
 use seamless_jobserver_remote::RunRequest;
-use seamless_remote_core::config::{self, LoadOptions};
-use seamless_remote_core::launch::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions};
 use seamless_tests::launchenv::{launched_stores, Env};
 use seamless_tests::transformation::{mixed_buffer, python, Transformation};
@@ -45,16 +43,7 @@ pub fn run(root: &Path) -> Result<()> {
 
 async fn bench(root: &Path) -> Result<()> {
     let env = Env::with_dask();
-    let cfg = config::load(&LoadOptions {
-        workdir: env.project(),
-        home: Some(env.home()),
-        stage: Some("dask".into()),
-        ..LoadOptions::default()
-    })?;
-    let scratch = env.home().join("dask-scratch");
-    let launcher = Launcher::new(StateDirs::new(env.home()))
-        .with_env("PATH", &env.path_env())
-        .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
+    let (cfg, launcher) = env.dask_config();
     let options = ClientOptions::default();
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options.clone());
     let (b, d) = (buffers.active(), databases.active());
