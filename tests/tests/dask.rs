@@ -266,6 +266,33 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
         "recomputed on Dask and stored"
     );
 
+    // A daskserver that died is relaunched on the next request, and a front with it.
+    kill(dask_pid, "TERM");
+    for _ in 0..300 {
+        if !alive(dask_pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!alive(dask_pid), "the daskserver stopped");
+    let t4 = python(
+        "def mul(a, b):\n    return a * b\n",
+        &[("a", json!(3)), ("b", json!(14))],
+    );
+    let r4 = dask::submit(
+        &Submission::new(t4.dict.clone(), t4.buffers.clone()),
+        &active_buffers,
+        &active_dbs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r4, forty_two);
+    let (dask_pid2, front_pid3) = (env.pid_of(DASK_KEY), env.pid_of(FRONT_KEY));
+    assert_ne!(dask_pid2, dask_pid, "a new daskserver");
+    assert_ne!(front_pid3, front_pid2, "a new front, for the new scheduler");
+    let dask_pid = dask_pid2;
+    let front_pid2 = front_pid3;
+
     // deactivate stops our front; the daskserver stays for other clients.
     tokio::task::spawn_blocking(dask::deactivate).await.unwrap();
     assert!(dask::active().is_none());

@@ -104,8 +104,10 @@ def as_tuples(transformation_dict):
 
 
 class Front:
-    def __init__(self, sdc, record, timeout):
+    def __init__(self, client, sdc, record, timeout):
+        self.client = client
         self.sdc = sdc
+        self.stop = asyncio.Event()
         self.record = record
         self.timeout = timeout
         self.last_activity = time.monotonic()
@@ -115,6 +117,20 @@ class Front:
 
     def touch(self):
         self.last_activity = time.monotonic()
+
+    def scheduler_lost(self):
+        return self.client.status != "running"
+
+    def drop(self, request):
+        """The scheduler is gone: cut the connection without an answer (a transient failure
+        for the caller, who then relaunches the daskserver and this front) and exit."""
+        log("the scheduler is gone: dropping a request and exiting")
+        self.stop.set()
+        if request.transport is not None:
+            request.transport.abort()
+        from aiohttp import web
+
+        return web.Response(status=503, text="the Dask scheduler is gone")
 
     def idle(self):
         return not self.running and time.monotonic() - self.last_activity > self.timeout
@@ -128,6 +144,8 @@ class Front:
     async def healthcheck(self, request):
         from aiohttp import web
 
+        if self.scheduler_lost():
+            return web.Response(status=503, text="the Dask scheduler is gone")
         return web.Response(text="OK")
 
     def _submit(self, body):
@@ -200,6 +218,8 @@ class Front:
                     f"but the daskserver runs with record={self.record}."
                 ),
             )
+        if self.scheduler_lost():
+            return self.drop(request)
         loop = asyncio.get_running_loop()
         self.running[tf] = self.running.get(tf, 0) + 1
         self.canceled.discard(tf)
@@ -256,6 +276,8 @@ class Front:
             if tf in self.canceled:
                 self._finish(tf, "canceled")
                 return web.Response(text=CANCELED)
+            if self.scheduler_lost():
+                return self.drop(request)
             self._finish(tf, "failed")
             return web.Response(status=500, text=traceback.format_exc())
         finally:
@@ -314,7 +336,7 @@ def connect(params):
 async def serve(args, status, params, client, sdc):
     from aiohttp import web
 
-    front = Front(sdc, bool(params.get("record")), args.timeout)
+    front = Front(client, sdc, bool(params.get("record")), args.timeout)
     app = web.Application(client_max_size=1024**3)
     app.add_routes(
         [
@@ -331,7 +353,7 @@ async def serve(args, status, params, client, sdc):
     status.write(status="running", port=args.port)
     status.running_written = True
     log(f"serving on {args.host}:{args.port} for {params['scheduler_address']}")
-    stop = asyncio.Event()
+    stop = front.stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
