@@ -368,18 +368,7 @@ async fn a_daskserver_launched_by_python_is_reused() {
     let info = handle.ensure().await.unwrap();
     assert_eq!(info.dashboard_url.as_deref(), py["dashboard_url"].as_str());
     assert_eq!(env.pid_of(DASK_KEY), python_pid, "reused, not relaunched");
-    let t = python(
-        "def add(a, b):\n    return a + b\n",
-        &[("a", json!(100)), ("b", json!(11))],
-    );
-    let result = seamless_daskserver_remote::submit::submit(
-        handle.client(),
-        &Submission::new(t.dict.clone(), t.buffers.clone()),
-        &active_buffers,
-        &active_dbs,
-    )
-    .await
-    .unwrap();
+    let result = add_on(&handle, 100, 11, &active_buffers, &active_dbs).await;
     assert_eq!(result, Checksum::of(&mixed_buffer(&json!(111))));
     tokio::task::spawn_blocking(move || handle.stop_front())
         .await
@@ -395,4 +384,171 @@ fn last_json_line(stdout: &[u8]) -> serde_json::Value {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// SSH mode: a cluster whose frontend is reached with `ssh` (a real sshd on loopback; the
+/// "remote" host is this machine, without the rhl-* helper programs) and `tunnel: true`. The
+/// hashserver, database, daskserver and the Dask front run on the "remote" host; the front
+/// program is written there, the front talks to the scheduler there, and only HTTP comes back
+/// through `ssh -L` tunnels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dask_over_ssh_through_a_tunnel() {
+    use seamless_remote_core::launch::{Launcher, StateDirs};
+    use seamless_tests::services::Sshd;
+    let venv_bin = seamless_tests::venv::venv_dir().join("bin");
+    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        eprintln!("SKIP (no venv)");
+        return;
+    }
+    // The remote PATH: the services, no rhl-* helpers (their guard only runs whitelisted
+    // service programs, and python is not one of them). The front runs with the virtualenv's
+    // python, named explicitly (the remote login shell may put another python3 first).
+    let bin = tempfile::tempdir().unwrap();
+    for program in ["hashserver", "seamless-database", "seamless-dask-wrapper"] {
+        std::os::unix::fs::symlink(venv_bin.join(program), bin.path().join(program)).unwrap();
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let Some(sshd) = seamless_tests::require!(Sshd::start_with_path(&path)) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let project = root.path().join("project");
+    std::fs::create_dir_all(home.join(".seamless")).unwrap();
+    std::fs::create_dir_all(&project).unwrap();
+    let (hs, db, ds) = (
+        seamless_tests::launchenv::free_range(10),
+        seamless_tests::launchenv::free_range(10),
+        seamless_tests::launchenv::free_range(20),
+    );
+    let name = format!("dask{}", std::process::id());
+    std::fs::write(
+        home.join(".seamless/clusters.yaml"),
+        format!(
+            "far:\n  type: local\n  tunnel: true\n  workers: 1\n  frontends:\n    - hostname: 127.0.0.1\n      ssh_hostname: {alias}\n      hashserver: {{bufferdir: {d}/buffers, network_interface: 127.0.0.1, port_start: {hs}, port_end: {}}}\n      database: {{database_dir: {d}/db, network_interface: 127.0.0.1, port_start: {db}, port_end: {}}}\n      daskserver: {{network_interface: 127.0.0.1, port_start: {ds}, port_end: {}}}\n  default_queue: default\n  queues:\n    default: {{conda: '', walltime: '01:00:00', memory: 2000MB, cores: 1, maximum_jobs: 1, unknown_task_duration: 1m, target_duration: 10m}}\n",
+            hs + 9,
+            db + 9,
+            ds + 19,
+            alias = sshd.alias,
+            d = root.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("seamless.yaml"),
+        format!("- project: {name}\n- cluster: far\n"),
+    )
+    .unwrap();
+    let cfg = seamless_remote_core::config::load(&seamless_remote_core::config::LoadOptions {
+        workdir: project.clone(),
+        home: Some(home.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let cur = cfg.current().unwrap();
+    let keys: Vec<String> = ["hashserver", "database", "daskserver", "daskfront"]
+        .iter()
+        .map(|s| format!("{s}-far-rw-{name}"))
+        .collect();
+    let _cleanup = RemoteCleanup {
+        keys: keys.clone(),
+        client_dir: home.join(".remote-http-launcher/client"),
+    };
+    let launcher = Launcher::new(StateDirs::new(&home)).with_ssh_command(sshd.ssh_command());
+    let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
+    let (active_buffers, active_dbs) = (buffers.active(), databases.active());
+    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let handle = DaskserverLaunchedHandle::with_python(
+        &cfg,
+        &cur,
+        launcher,
+        options(),
+        clients,
+        venv_bin.join("python3").display().to_string(),
+    )
+    .unwrap();
+    let info = handle.ensure().await.unwrap();
+    assert!(
+        info.scheduler_address.starts_with("tcp://localhost:"),
+        "reached through a tunnel: {info:?}"
+    );
+    let (_, front) = handle.descriptions();
+    let front_params = front.unwrap().file_parameters.unwrap();
+    assert_ne!(
+        front_params["scheduler_address"].as_str(),
+        Some(info.scheduler_address.as_str()),
+        "the front uses the scheduler's address on its own host"
+    );
+    let result = add_on(&handle, 40, 2, &active_buffers, &active_dbs).await;
+    assert_eq!(result, Checksum::of(&mixed_buffer(&json!(42))));
+    assert_eq!(
+        active_buffers.get_buffer(&result).await.unwrap().as_deref(),
+        Some(&b"42\n"[..])
+    );
+}
+
+/// Stops the services of `keys` on the "remote" host (this machine, the user's real HOME) and
+/// the local ends of their tunnels.
+struct RemoteCleanup {
+    keys: Vec<String>,
+    client_dir: std::path::PathBuf,
+}
+
+impl Drop for RemoteCleanup {
+    fn drop(&mut self) {
+        let server_dir = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".remote-http-launcher/server");
+        for key in &self.keys {
+            let read = |p: std::path::PathBuf| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            };
+            if let Some(port) =
+                read(self.client_dir.join(format!("{key}.json"))).and_then(|v| v["port"].as_u64())
+            {
+                let _ = std::process::Command::new("pkill")
+                    .args(["-f", "--", &format!("-L 127.0.0.1:{port}:")])
+                    .output();
+            }
+            if let Some(pid) =
+                read(server_dir.join(format!("{key}.json"))).and_then(|v| v["pid"].as_i64())
+            {
+                kill(pid, "TERM");
+                for _ in 0..50 {
+                    if !alive(pid) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                kill(pid, "KILL");
+            }
+            for ext in ["json", "log", "lock"] {
+                let _ = std::fs::remove_file(server_dir.join(format!("{key}.{ext}")));
+            }
+        }
+    }
+}
+
+/// Runs `a + b` on `handle`'s front with [`seamless_daskserver_remote::submit::submit`].
+async fn add_on(
+    handle: &DaskserverLaunchedHandle,
+    a: i64,
+    b: i64,
+    buffers: &seamless_buffer_remote::ActiveBuffers,
+    databases: &seamless_database_remote::ActiveDatabases,
+) -> Checksum {
+    let t = python(
+        "def add(a, b):\n    return a + b\n",
+        &[("a", json!(a)), ("b", json!(b))],
+    );
+    seamless_daskserver_remote::submit::submit(
+        handle.client(),
+        &Submission::new(t.dict.clone(), t.buffers.clone()),
+        buffers,
+        databases,
+    )
+    .await
+    .unwrap()
 }

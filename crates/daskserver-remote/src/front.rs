@@ -93,24 +93,29 @@ impl DaskInfo {
     }
 }
 
-/// The launch description of the front of the daskserver launched from `dask`: key
-/// `daskfront-...` (the daskserver's with its service name replaced), same host, environment
-/// and port range, handshake `/healthcheck`.
+/// The interpreter that runs the front: `SEAMLESS_DASK_PYTHON`, else `python3`.
+pub fn python_from_env() -> String {
+    std::env::var(PYTHON_ENV)
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// The launch description of the front of the daskserver launched from `dask`, run by
+/// `python`: key `daskfront-...` (the daskserver's with its service name replaced), same host,
+/// environment and port range, handshake `/healthcheck`.
 pub fn description(
     dask: &LaunchDescription,
     info: &DaskInfo,
     remote_clients: &RemoteClients,
+    python: &str,
 ) -> LaunchDescription {
     let rename = |s: &str| s.replacen("daskserver", "daskfront", 1);
     let key = rename(&dask.key);
-    let python = std::env::var(PYTHON_ENV)
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "python3".into());
     let quote = shlex_quote;
     let command = format!(
         "{} {} --status-file {} --port-range {} {} --host {} --timeout {}",
-        quote(&python),
+        quote(python),
         program_path(),
         format_args!("~/.remote-http-launcher/server/{key}.json"),
         dask.port_start.unwrap_or(0),
@@ -197,7 +202,7 @@ mod tests {
         assert_eq!(info.cores, 2);
         assert!(info.interactive && info.is_local_cluster && !info.record);
 
-        let front = description(&desc, &info, &RemoteClients::default());
+        let front = description(&desc, &info, &RemoteClients::default(), "python3");
         assert_eq!(front.key, "daskfront-local-rw-demo");
         assert_eq!(front.handshake, Handshake::Healthcheck);
         assert_eq!(front.conda, Some(Some(String::new())));

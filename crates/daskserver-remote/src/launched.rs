@@ -42,13 +42,32 @@ impl std::fmt::Debug for DaskserverLaunchedHandle {
 impl DaskserverLaunchedHandle {
     /// The handle of `selection`'s daskserver (nothing is launched yet: see [`Self::ensure`]).
     /// `clients` gives the cluster's live hashserver/database clients, which the Seamless
-    /// workers on Dask use.
+    /// workers on Dask use. The front runs with [`front::python_from_env`].
     pub fn new(
         config: &Config,
         selection: &Current,
         launcher: Launcher,
         options: ClientOptions,
         clients: RemoteClientsSource,
+    ) -> Result<Arc<Self>, DaskError> {
+        Self::with_python(
+            config,
+            selection,
+            launcher,
+            options,
+            clients,
+            front::python_from_env(),
+        )
+    }
+
+    /// As [`Self::new`], with the interpreter that runs the front on the daskserver's host.
+    pub fn with_python(
+        config: &Config,
+        selection: &Current,
+        launcher: Launcher,
+        options: ClientOptions,
+        clients: RemoteClientsSource,
+        python: String,
     ) -> Result<Arc<Self>, DaskError> {
         let dask_desc = config
             .daskserver_launch(selection, None)
@@ -61,13 +80,17 @@ impl DaskserverLaunchedHandle {
             Arc::new(move || {
                 let (daskserver, info, launcher) =
                     (daskserver.clone(), info.clone(), launcher.clone());
-                let (clients, cluster, dask_desc) =
-                    (clients.clone(), cluster.clone(), dask_desc.clone());
+                let (clients, cluster, dask_desc, python) = (
+                    clients.clone(),
+                    cluster.clone(),
+                    dask_desc.clone(),
+                    python.clone(),
+                );
                 Box::pin(async move {
                     let conn = daskserver.ensure().await?;
                     let derived = DaskInfo::derive(&dask_desc, &conn);
                     let live = clients(cluster).await?;
-                    let desc = front::description(&dask_desc, &derived, &live);
+                    let desc = front::description(&dask_desc, &derived, &live, &python);
                     let d = desc.clone();
                     tokio::task::spawn_blocking(move || {
                         launcher.install_file(
