@@ -156,9 +156,12 @@ pub async fn submit(
         ));
     }
     let pins = pins(&submission.transformation_dict)?;
-    let mut wanted: Vec<(Checksum, Option<Bytes>)> = vec![(tf, Some(tf_buffer))];
+    // The transformation buffer is small: stored unconditionally (an existing one costs the
+    // hashserver nothing), while the presence check below runs.
+    let store_tf = buffers.write_buffer(&tf, tf_buffer);
+    let mut wanted: Vec<(Checksum, Option<Bytes>)> = Vec::new();
     for (c, b) in &submission.buffers {
-        if !wanted.iter().any(|(w, _)| w == c) {
+        if *c != tf && !wanted.iter().any(|(w, _)| w == c) {
             wanted.push((*c, Some(b.clone())));
         }
     }
@@ -168,7 +171,8 @@ pub async fn submit(
         }
     }
     let checksums: Vec<Checksum> = wanted.iter().map(|(c, _)| *c).collect();
-    let present = buffers.has_buffers(&checksums).await;
+    let (stored, present) = tokio::join!(store_tf, buffers.has_buffers(&checksums));
+    stored?;
     let mut missing = Vec::new();
     for ((checksum, bytes), here) in wanted.into_iter().zip(present) {
         if here {
