@@ -552,3 +552,48 @@ async fn add_on(
     .await
     .unwrap()
 }
+
+/// A daskserver host whose front interpreter cannot import distributed: a clear error that
+/// quotes the front's log (the Python traceback) and names where it is, no hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_that_cannot_start_is_a_clear_error() {
+    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
+        assert!(!seamless_tests::venv::services_required());
+        eprintln!("SKIP (no venv)");
+        return;
+    }
+    let env = Env::with_dask();
+    // The virtualenv's python without site-packages: no distributed, no seamless_dask.
+    let python = env.home().join("python-without-packages");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\nexec {} -S \"$@\"\n",
+            seamless_tests::venv::venv_dir()
+                .join("bin/python3")
+                .display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (cfg, launcher) = env.dask_config();
+    let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
+    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let handle = DaskserverLaunchedHandle::with_python(
+        &cfg,
+        &cfg.current().unwrap(),
+        launcher,
+        options(),
+        clients,
+        python.display().to_string(),
+    )
+    .unwrap();
+    let err = handle.ensure().await.unwrap_err().to_string();
+    assert!(
+        err.contains("No module named 'distributed'")
+            && err.contains(FRONT_KEY)
+            && err.contains("SEAMLESS_DASK_PYTHON")
+            && !err.contains("could not connect"),
+        "{err}"
+    );
+}

@@ -28,6 +28,7 @@ pub struct DaskserverLaunchedHandle {
     client: JobserverClient,
     launcher: Launcher,
     info: Arc<Mutex<Option<DaskInfo>>>,
+    python: String,
 }
 
 impl std::fmt::Debug for DaskserverLaunchedHandle {
@@ -77,6 +78,7 @@ impl DaskserverLaunchedHandle {
         let source: DescriptionSource = {
             let (daskserver, info, launcher) = (daskserver.clone(), info.clone(), launcher.clone());
             let cluster = selection.cluster.clone();
+            let python = python.clone();
             Arc::new(move || {
                 let (daskserver, info, launcher) =
                     (daskserver.clone(), info.clone(), launcher.clone());
@@ -118,11 +120,28 @@ impl DaskserverLaunchedHandle {
             client: JobserverClient::from_remote(remote),
             launcher,
             info,
+            python,
         }))
     }
 
     /// Launches or reuses the daskserver and the front now; returns what the daskserver is.
     pub async fn ensure(&self) -> Result<DaskInfo, DaskError> {
+        // The launch itself first, for its own message (the service log); then the client's
+        // initialization, which reuses what was just launched (one handshake).
+        self.front.ensure().await.map_err(|e| {
+            let mut reason = e.to_string();
+            if reason.contains("No module named") {
+                reason.push_str(&format!(
+                    "\nThe Dask front runs with `{}` on the daskserver's host; it needs seamless-dask and distributed (set {} to such an interpreter).",
+                    self.python,
+                    front::PYTHON_ENV
+                ));
+            }
+            DaskError::Launch {
+                what: "Dask front".into(),
+                reason,
+            }
+        })?;
         self.client
             .remote()
             .ensure_initialized()
