@@ -89,9 +89,8 @@ fn show(title: &str, bin: &Path, args: &[&str], env: &[(&str, String)], cwd: &Pa
     Ok(())
 }
 
-/// Entry point.
-pub fn run(root: &Path) -> Result<()> {
-    let venv = crate::venv::ensure(root)?;
+/// Builds `seamless-resolve` and `seamless-fingertip` (debug) for the demos.
+pub(crate) fn build_binaries(root: &Path) -> Result<()> {
     let status = crate::cargo()
         .current_dir(root)
         .args(["build", "-q", "-p", "seamless-cli"])
@@ -99,6 +98,13 @@ pub fn run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("building the binaries failed");
     }
+    Ok(())
+}
+
+/// Entry point.
+pub fn run(root: &Path) -> Result<()> {
+    let venv = crate::venv::ensure(root)?;
+    build_binaries(root)?;
     let bins = root.join("target").join("debug");
     let tmp = tempfile::Builder::new()
         .prefix("seamless-demo-")

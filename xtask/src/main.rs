@@ -4,7 +4,8 @@
 //!   virtualenv, then every unit and integration test with the real services required.
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
 //! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
-//!   transformation, then the two binaries (resolve, fingertip).
+//!   transformation, then the two binaries (resolve, fingertip). `cargo xtask demo dask`: the
+//!   same on a local Dask cluster (daskserver and Dask front).
 //! * `cargo xtask bench [buffer|database|cli|dask]`: Rust vs the Python reference, side by side
 //!   in one run, reported as ratios.
 
@@ -12,6 +13,7 @@ mod bench;
 mod bench_cli;
 mod bench_dask;
 mod demo;
+mod demo_dask;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +36,7 @@ fn usage() -> &'static str {
      commands:\n  \
      test            fmt check, clippy, harness virtualenv, all tests (real services required)\n  \
      venv            create or refresh the harness virtualenv under target/\n  \
-     demo            run the main job on a local default\n  \
+     demo [dask]     run the main job on a local default (or on a local Dask cluster)\n  \
      bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)"
 }
 
@@ -44,7 +46,11 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("venv") => venv::ensure(&root).map(|p| println!("{}", p.display())),
-        Some("demo") => demo::run(&root),
+        Some("demo") => match args.get(1).map(String::as_str) {
+            None => demo::run(&root),
+            Some("dask") => demo_dask::run(&root),
+            Some(other) => bail!("unknown demo {other:?} (none, or dask)"),
+        },
         Some("bench") => bench::run(&root, &args[1..]),
         Some("-h") | Some("--help") | Some("help") | None => {
             println!("{}", usage());
