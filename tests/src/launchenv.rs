@@ -36,7 +36,8 @@ fn fastrand_u16() -> u16 {
 }
 
 impl Env {
-    /// A new environment (hashserver, database and jobserver ranges).
+    /// A new environment (hashserver, database and jobserver ranges; stage `remote` runs on the
+    /// jobserver).
     pub fn new() -> Env {
         Self::build(false)
     }
@@ -83,16 +84,28 @@ impl Env {
         std::fs::write(project.join("seamless.yaml"), "- project: demo\n").unwrap();
         std::fs::write(
             project.join("seamless.profile.yaml"),
-            "- cluster: local\n- execution: process\n- stage dask:\n    - execution: remote\n    - remote: daskserver\n",
+            "- cluster: local\n- execution: process\n- stage remote:\n    - execution: remote\n    - remote: jobserver\n- stage dask:\n    - execution: remote\n    - remote: daskserver\n",
         )
         .unwrap();
         Env { root }
     }
 
-    /// The configuration of the `dask` stage (see [`Env::with_dask`]) and a launcher over this
-    /// HOME whose services find the harness programs on PATH and keep Dask's scratch space here.
+    /// The configuration of the `dask` stage (see [`Env::with_dask`]) and its launcher.
     pub fn dask_config(
         &self,
+    ) -> (
+        seamless_remote_core::config::Config,
+        seamless_remote_core::launch::Launcher,
+    ) {
+        self.stage_config("dask")
+    }
+
+    /// The configuration of `stage` (`remote`: execution on the jobserver; `dask`, with
+    /// [`Env::with_dask`]: on the daskserver) and a launcher over this HOME whose services find
+    /// the harness programs on PATH and keep Dask's scratch space here.
+    pub fn stage_config(
+        &self,
+        stage: &str,
     ) -> (
         seamless_remote_core::config::Config,
         seamless_remote_core::launch::Launcher,
@@ -100,7 +113,7 @@ impl Env {
         let cfg = seamless_remote_core::config::load(&seamless_remote_core::config::LoadOptions {
             workdir: self.project(),
             home: Some(self.home()),
-            stage: Some("dask".into()),
+            stage: Some(stage.into()),
             ..Default::default()
         })
         .unwrap();
@@ -111,6 +124,46 @@ impl Env {
         .with_env("PATH", &self.path_env())
         .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
         (cfg, launcher)
+    }
+
+    /// Runs the Python reference on this project's `dask` stage (`tests/python/dask_interop.py`:
+    /// seamless-config activates the stage, then its `SeamlessDaskClient` submits each round of
+    /// `(transformation dict, checksum)` at once). Returns its JSON report (`port`,
+    /// `dashboard_url`, `rounds[].wall`, `rounds[].results`).
+    pub fn python_on_dask(
+        &self,
+        rounds: &[Vec<(Value, seamless_remote_core::Checksum)>],
+    ) -> Result<Value, String> {
+        let rounds: Vec<Vec<Value>> = rounds
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|(dict, tf)| serde_json::json!({"dict": dict, "tf": tf}))
+                    .collect()
+            })
+            .collect();
+        let jobs = self.home().join("dask-jobs.json");
+        std::fs::write(&jobs, serde_json::json!({ "rounds": rounds }).to_string())
+            .map_err(|e| e.to_string())?;
+        let mut cmd = self.cmd(&crate::venv::python()?);
+        cmd.arg(crate::venv::workspace_root().join("tests/python/dask_interop.py"))
+            .arg(self.project())
+            .arg("dask")
+            .arg(&jobs)
+            .current_dir(self.project());
+        let out = crate::process::output_within(cmd, std::time::Duration::from_secs(300))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "the Python reference failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // The reference prints progress before the report.
+        text.lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| format!("no JSON report from the Python reference: {text}"))
     }
 
     /// See the module docs.
@@ -208,18 +261,23 @@ impl Drop for Env {
                     .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                     .and_then(|v| v["pid"].as_i64())
                 {
-                    kill(pid, "TERM");
-                    for _ in 0..50 {
-                        if !alive(pid) {
-                            break;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    kill(pid, "KILL");
+                    stop(pid);
                 }
             }
         }
     }
+}
+
+/// Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL.
+pub fn stop(pid: i64) {
+    kill(pid, "TERM");
+    for _ in 0..50 {
+        if !alive(pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    kill(pid, "KILL");
 }
 
 /// Sends a signal with kill(1).

@@ -168,3 +168,28 @@ pub fn wait_healthy(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `cmd` to completion with its output captured; past `limit` it is killed and this is an
+/// error naming the command.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::Output, String> {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.map_err(|e| format!("{cmd:?}: {e}")),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            Err(format!("{cmd:?} did not finish within {limit:?}"))
+        }
+    }
+}

@@ -128,6 +128,25 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Starts the service `name` on a free port, in a fresh directory (its working directory and
+/// where `<name>.log` goes), with the command `build` makes for (directory, port); waits for its
+/// healthcheck.
+fn start_in_tempdir(
+    name: &str,
+    build: impl FnOnce(&Path, u16) -> Result<Command, String>,
+) -> Result<(ServiceProcess, u16, tempfile::TempDir), String> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir()
+        .map_err(|e| format!("tempdir: {e}"))?;
+    let port = free_port();
+    let mut cmd = build(dir.path(), port)?;
+    cmd.current_dir(dir.path());
+    let mut process = ServiceProcess::spawn(name, cmd, &dir.path().join(format!("{name}.log")))?;
+    wait_healthy(&mut process, addr(port), START_LIMIT)?;
+    Ok((process, port, dir))
+}
+
 /// A real seamless-database on 127.0.0.1 (writable), with its own directory; stopped when dropped.
 pub struct Database {
     process: ServiceProcess,
@@ -139,24 +158,17 @@ impl Database {
     /// Starts a database on a free port and waits for its healthcheck. (The database does not
     /// exit when its port is taken, so the port is checked free just before.)
     pub fn start() -> Result<Self, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("seamless-db-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?;
-        let port = free_port();
-        let mut cmd = Command::new(venv::bin("seamless-database")?);
-        cmd.arg(dir.path().join("seamless.db"))
-            .args([
+        let (process, port, dir) = start_in_tempdir("seamless-database", |dir, port| {
+            let mut cmd = Command::new(venv::bin("seamless-database")?);
+            cmd.arg(dir.join("seamless.db")).args([
                 "--writable",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 &port.to_string(),
-            ])
-            .current_dir(dir.path());
-        let mut process =
-            ServiceProcess::spawn("seamless-database", cmd, &dir.path().join("database.log"))?;
-        wait_healthy(&mut process, addr(port), START_LIMIT)?;
+            ]);
+            Ok(cmd)
+        })?;
         Ok(Database {
             process,
             port,
@@ -191,36 +203,30 @@ pub struct Jobserver {
 impl Jobserver {
     /// Starts a jobserver with one worker process.
     pub fn start(hashserver_url: &str, database_url: Option<&str>) -> Result<Self, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("seamless-js-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?;
-        let port = free_port();
-        let status = dir.path().join("status.json");
-        let database: Vec<serde_json::Value> = database_url
-            .map(|u| serde_json::json!({"readonly": false, "remote_url": u}))
-            .into_iter()
-            .collect();
-        let parameters = serde_json::json!({"parameters": {
-            "buffer": [{"readonly": false, "remote_url": hashserver_url}],
-            "database": database,
-        }});
-        std::fs::write(&status, parameters.to_string()).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(venv::bin("seamless-jobserver")?);
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--workers",
-            "1",
-        ])
-        .arg("--status-file")
-        .arg(&status)
-        .current_dir(dir.path());
-        let mut process =
-            ServiceProcess::spawn("seamless-jobserver", cmd, &dir.path().join("jobserver.log"))?;
-        wait_healthy(&mut process, addr(port), START_LIMIT)?;
+        let (process, port, dir) = start_in_tempdir("seamless-jobserver", |dir, port| {
+            let status = dir.join("status.json");
+            let database: Vec<serde_json::Value> = database_url
+                .map(|u| serde_json::json!({"readonly": false, "remote_url": u}))
+                .into_iter()
+                .collect();
+            let parameters = serde_json::json!({"parameters": {
+                "buffer": [{"readonly": false, "remote_url": hashserver_url}],
+                "database": database,
+            }});
+            std::fs::write(&status, parameters.to_string()).map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(venv::bin("seamless-jobserver")?);
+            cmd.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--workers",
+                "1",
+            ])
+            .arg("--status-file")
+            .arg(&status);
+            Ok(cmd)
+        })?;
         Ok(Jobserver {
             process,
             port,

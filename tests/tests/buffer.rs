@@ -409,18 +409,7 @@ async fn one_gib_streamed_round_trip() {
     let out = dir.path().join("big.out");
     assert_eq!(c.get_to_file(&cs, &out).await.unwrap(), Some(1 << 30));
     let check = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&out).unwrap();
-        let mut h = seamless_remote_core::ChecksumHasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        h.finalize()
+        Checksum::of_reader(std::fs::File::open(&out).unwrap()).unwrap()
     })
     .await
     .unwrap();

@@ -17,7 +17,8 @@ use seamless_daskserver_remote::{
 };
 use seamless_jobserver_remote::{JobStatus, JobserverError};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
-use seamless_tests::launchenv::{alive, kill, launched_stores, Env};
+use seamless_tests::launchenv::{alive, kill, launched_stores, stop, Env};
+use seamless_tests::process::output_within;
 use seamless_tests::transformation::{mixed_buffer, python};
 use serde_json::json;
 
@@ -28,14 +29,23 @@ fn options() -> ClientOptions {
     }
 }
 
+/// Whether the harness virtualenv has Dask (else the test is skipped, which is a failure when
+/// services are required).
+fn dask_available() -> bool {
+    if seamless_tests::venv::bin("seamless-dask-wrapper").is_ok() {
+        return true;
+    }
+    assert!(!seamless_tests::venv::services_required());
+    eprintln!("SKIP (no venv)");
+    false
+}
+
 const DASK_KEY: &str = "daskserver-local-rw-demo--STAGE-dask";
 const FRONT_KEY: &str = "daskfront-local-rw-demo--STAGE-dask";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
-    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
-        assert!(!seamless_tests::venv::services_required());
-        eprintln!("SKIP (no venv)");
+    if !dask_available() {
         return;
     }
     seamless_tests::init_tracing();
@@ -107,27 +117,9 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
     for (cs, b) in &tp.buffers {
         active_buffers.write_buffer(cs, b.clone()).await.unwrap();
     }
-    let jobs = env.home().join("jobs.json");
-    std::fs::write(
-        &jobs,
-        json!({"rounds": [[{"dict": tp.dict, "tf": tp.tf_checksum}]]}).to_string(),
-    )
-    .unwrap();
-    let mut cmd = env.cmd(&seamless_tests::venv::python().unwrap());
-    cmd.arg(seamless_tests::venv::workspace_root().join("tests/python/dask_interop.py"))
-        .arg(env.project())
-        .arg("dask")
-        .arg(&jobs)
-        .current_dir(env.project());
-    let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
-        .await
+    let py = env
+        .python_on_dask(&[vec![(tp.dict.clone(), tp.tf_checksum)]])
         .unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let py = last_json_line(&out.stdout);
     assert_eq!(
         py["dashboard_url"].as_str(),
         Some(dashboard.as_str()),
@@ -250,6 +242,7 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
         .env_remove("SEAMLESS_REMOTE_CLIENTS");
     let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
         .await
+        .unwrap()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "fingertip: {stderr}");
@@ -307,55 +300,15 @@ fn fingertip_bin() -> std::path::PathBuf {
     dir.join("seamless-fingertip")
 }
 
-/// Runs `cmd` to completion, killing it (and failing) after `limit`.
-fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
-    use std::process::Stdio;
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            kill(i64::from(pid), "KILL");
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-    }
-}
-
 /// The other direction: a daskserver launched by the Python reference is reused by ours (same
 /// process, same scheduler), and our front runs a transformation on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daskserver_launched_by_python_is_reused() {
-    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
-        assert!(!seamless_tests::venv::services_required());
-        eprintln!("SKIP (no venv)");
+    if !dask_available() {
         return;
     }
     let env = Env::with_dask();
-    let jobs = env.home().join("jobs.json");
-    std::fs::write(&jobs, json!({"rounds": []}).to_string()).unwrap();
-    let mut cmd = env.cmd(&seamless_tests::venv::python().unwrap());
-    cmd.arg(seamless_tests::venv::workspace_root().join("tests/python/dask_interop.py"))
-        .arg(env.project())
-        .arg("dask")
-        .arg(&jobs)
-        .current_dir(env.project());
-    let out = tokio::task::spawn_blocking(move || output_within(cmd, Duration::from_secs(180)))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let py = last_json_line(&out.stdout);
+    let py = env.python_on_dask(&[]).unwrap();
     let python_pid = env.pid_of(DASK_KEY);
 
     let (cfg, launcher) = env.dask_config();
@@ -375,17 +328,6 @@ async fn a_daskserver_launched_by_python_is_reused() {
         .unwrap();
 }
 
-/// The last line of a program's output, as JSON (the reference prints progress before it).
-fn last_json_line(stdout: &[u8]) -> serde_json::Value {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
 /// SSH mode: a cluster whose frontend is reached with `ssh` (a real sshd on loopback; the
 /// "remote" host is this machine, without the rhl-* helper programs) and `tunnel: true`. The
 /// hashserver, database, daskserver and the Dask front run on the "remote" host; the front
@@ -396,9 +338,7 @@ async fn dask_over_ssh_through_a_tunnel() {
     use seamless_remote_core::launch::{Launcher, StateDirs};
     use seamless_tests::services::Sshd;
     let venv_bin = seamless_tests::venv::venv_dir().join("bin");
-    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
-        assert!(!seamless_tests::venv::services_required());
-        eprintln!("SKIP (no venv)");
+    if !dask_available() {
         return;
     }
     // The remote PATH: the services, no rhl-* helpers (their guard only runs whitelisted
@@ -515,14 +455,7 @@ impl Drop for RemoteCleanup {
             if let Some(pid) =
                 read(server_dir.join(format!("{key}.json"))).and_then(|v| v["pid"].as_i64())
             {
-                kill(pid, "TERM");
-                for _ in 0..50 {
-                    if !alive(pid) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                kill(pid, "KILL");
+                stop(pid);
             }
             for ext in ["json", "log", "lock"] {
                 let _ = std::fs::remove_file(server_dir.join(format!("{key}.{ext}")));
@@ -557,9 +490,7 @@ async fn add_on(
 /// quotes the front's log (the Python traceback) and names where it is, no hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_that_cannot_start_is_a_clear_error() {
-    if seamless_tests::venv::bin("seamless-dask-wrapper").is_err() {
-        assert!(!seamless_tests::venv::services_required());
-        eprintln!("SKIP (no venv)");
+    if !dask_available() {
         return;
     }
     let env = Env::with_dask();

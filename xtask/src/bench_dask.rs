@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use seamless_daskserver_remote::{submit, DaskserverLaunchedHandle, Submission};
 use seamless_jobserver_remote::RunRequest;
 use seamless_remote_core::{Checksum, ClientOptions};
@@ -99,39 +99,12 @@ async fn bench(root: &Path) -> Result<()> {
             anyhow::Ok((wall, results.into_iter().flatten().collect::<Vec<_>>()))
         }
     };
-    let script = root.join("tests/python/dask_interop.py");
-    let python_bin = venv_python()?;
     let run_python = |rounds: Vec<Vec<Transformation>>| -> Result<Vec<f64>> {
-        let jobs = env.home().join("bench-jobs.json");
-        let rounds_json: Vec<Vec<serde_json::Value>> = rounds
+        let jobs: Vec<Vec<_>> = rounds
             .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|t| json!({"dict": t.dict, "tf": t.tf_checksum}))
-                    .collect()
-            })
+            .map(|r| r.iter().map(|t| (t.dict.clone(), t.tf_checksum)).collect())
             .collect();
-        std::fs::write(&jobs, json!({ "rounds": rounds_json }).to_string())?;
-        let out = env
-            .cmd(&python_bin)
-            .arg(&script)
-            .arg(env.project())
-            .arg("dask")
-            .arg(&jobs)
-            .current_dir(env.project())
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "the Python reference failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v: serde_json::Value = text
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .with_context(|| format!("no JSON from the Python reference: {text}"))?;
+        let v = env.python_on_dask(&jobs).map_err(anyhow::Error::msg)?;
         let mut walls = Vec::new();
         for (round, r) in rounds
             .iter()
@@ -213,8 +186,4 @@ async fn bench(root: &Path) -> Result<()> {
     std::fs::write(dir.join("dask.md"), &report)?;
     println!("{report}");
     Ok(())
-}
-
-fn venv_python() -> Result<std::path::PathBuf> {
-    seamless_tests::venv::python().map_err(|e| anyhow::anyhow!(e))
 }

@@ -7,61 +7,18 @@
 //! `seamless-resolve` (stdout and `--output`) and `seamless-fingertip` (on the deleted result)
 //! and shows what each printed. Everything it started is stopped at the end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use seamless_buffer_remote::launched::ConfigBufferLauncher;
-use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
-use seamless_database_remote::launched::ConfigDatabaseLauncher;
-use seamless_database_remote::DatabaseRemote;
 use seamless_jobserver_remote::launched::ConfigJobserverLauncher;
 use seamless_jobserver_remote::{JobserverRemote, RunRequest};
-use seamless_remote_core::config::{load, LoadOptions};
-use seamless_remote_core::launch::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions};
-use serde_json::{json, Value};
-
-fn free_range(width: u16) -> u16 {
-    let mut base = 23000 + (std::process::id() as u16 % 5000);
-    loop {
-        if (base..base + width).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-        base = 21000 + (base + 97) % 8000;
-    }
-}
-
-/// Stops every service started under `home` (their pids are in the server state files).
-struct StopAll(PathBuf);
-
-impl Drop for StopAll {
-    fn drop(&mut self) {
-        let dir = self.0.join(".remote-http-launcher").join("server");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        let mut stopped = 0;
-        for e in entries.flatten() {
-            let pid = std::fs::read_to_string(e.path())
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["pid"].as_i64());
-            if let Some(pid) = pid {
-                // SAFETY: kill(2) on a pid we launched.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGTERM);
-                }
-                stopped += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_secs(2));
-        println!("\nStopped the {stopped} services the demo started.");
-    }
-}
+use seamless_tests::launchenv::{launched_stores, Env};
+use serde_json::json;
 
 fn show(title: &str, bin: &Path, args: &[&str], env: &[(&str, String)], cwd: &Path) -> Result<()> {
     let mut c = Command::new(bin);
@@ -106,66 +63,41 @@ pub fn run(root: &Path) -> Result<()> {
     let venv = crate::venv::ensure(root)?;
     build_binaries(root)?;
     let bins = root.join("target").join("debug");
-    let tmp = tempfile::Builder::new()
-        .prefix("seamless-demo-")
-        .tempdir()?;
-    let home = tmp.path().join("home");
-    let project = tmp.path().join("project");
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(home.join(".seamless"))?;
-    std::fs::create_dir_all(&project)?;
-    let (hs, db, js) = (free_range(10), free_range(10), free_range(10));
-    std::fs::write(
-        home.join(".seamless").join("clusters.yaml"),
-        format!(
-            "local_cluster: local\nlocal:\n  type: local\n  workers: 1\n  frontends:\n    - hashserver: {{bufferdir: {d}/buffers, network_interface: 127.0.0.1, port_start: {hs}, port_end: {}}}\n      database: {{database_dir: {d}/db, network_interface: 127.0.0.1, port_start: {db}, port_end: {}}}\n      jobserver: {{conda: null, network_interface: 127.0.0.1, port_start: {js}, port_end: {}}}\n",
-            hs + 9,
-            db + 9,
-            js + 9,
-            d = data.display()
-        ),
-    )?;
-    std::fs::write(project.join("seamless.yaml"), "- project: demo\n")?;
-    std::fs::write(
-        project.join("seamless.profile.yaml"),
-        "- cluster: local\n- execution: process\n- stage remote:\n    - execution: remote\n    - remote: jobserver\n",
-    )?;
+    std::env::set_var("SEAMLESS_TEST_VENV", &venv);
+    // A scratch HOME with a local cluster and a project whose stage `remote` runs on the
+    // jobserver; every service started under it is stopped when `env` is dropped.
+    let env = Env::new();
+    let (home, project) = (env.home(), env.project());
     println!(
-        "# Seamless remote, in Rust: demo\nscratch directory: {}",
-        tmp.path().display()
+        "# Seamless remote, in Rust: demo\nscratch HOME: {}",
+        home.display()
     );
-    let _stop = StopAll(home.clone());
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = env.path_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (text, json_cs, binary, result) =
-        runtime.block_on(store_and_compute(&home, &project, &path))?;
-    let env = vec![("HOME", home.display().to_string()), ("PATH", path.clone())];
+    let (text, json_cs, binary, result) = runtime.block_on(store_and_compute(&env))?;
+    let vars = vec![("HOME", home.display().to_string()), ("PATH", path)];
     show(
         "Resolve a text buffer",
         &bins.join("seamless-resolve"),
         &[&text.to_hex()],
-        &env,
+        &vars,
         &project,
     )?;
     show(
         "Resolve a JSON buffer",
         &bins.join("seamless-resolve"),
         &[&json_cs.to_hex()],
-        &env,
+        &vars,
         &project,
     )?;
-    let out = tmp.path().join("binary.out");
+    let out = home.join("binary.out");
     show(
         "Resolve a binary buffer to a file",
         &bins.join("seamless-resolve"),
         &[&binary.to_hex(), "--output", out.to_str().context("path")?],
-        &env,
+        &vars,
         &project,
     )?;
     let written = std::fs::read(&out).unwrap_or_default();
@@ -178,60 +110,34 @@ pub fn run(root: &Path) -> Result<()> {
         "Resolve the deleted result (not found)",
         &bins.join("seamless-resolve"),
         &[&result.to_hex()],
-        &env,
+        &vars,
         &project,
     )?;
     show(
         "Fingertip the deleted result (recomputed by the stage's jobserver)",
         &bins.join("seamless-fingertip"),
         &[&result.to_hex()],
-        &env,
+        &vars,
         &project,
     )?;
     show(
         "Resolve it again (written back)",
         &bins.join("seamless-resolve"),
         &[&result.to_hex()],
-        &env,
+        &vars,
         &project,
     )?;
+    println!("\nStopping the services the demo started.");
     Ok(())
 }
 
 /// Launches the services through our launcher, stores buffers, runs a transformation, records
 /// the result, and deletes the result buffer. Returns (text, JSON, binary, result) checksums.
-async fn store_and_compute(
-    home: &Path,
-    project: &Path,
-    path: &str,
-) -> Result<(Checksum, Checksum, Checksum, Checksum)> {
-    let cfg = load(&LoadOptions {
-        workdir: project.to_path_buf(),
-        home: Some(home.to_path_buf()),
-        stage: Some("remote".into()),
-        ..LoadOptions::default()
-    })?;
+async fn store_and_compute(env: &Env) -> Result<(Checksum, Checksum, Checksum, Checksum)> {
+    let (cfg, launcher) = env.stage_config("remote");
     let current = cfg.current()?;
-    let launcher = Launcher::new(StateDirs::new(home)).with_env("PATH", path);
     let options = ClientOptions::default();
-    let activate = ActivateOptions {
-        main: Some(current.clone()),
-        ..ActivateOptions::default()
-    };
-    let mut buffers = BufferRemote::new();
-    buffers.set_launcher(ConfigBufferLauncher::new(
-        cfg.clone(),
-        launcher.clone(),
-        options.clone(),
-    ));
-    buffers.activate(&activate)?;
-    let mut databases = DatabaseRemote::new();
-    databases.set_launcher(ConfigDatabaseLauncher::new(
-        cfg.clone(),
-        launcher.clone(),
-        options.clone(),
-    ));
-    databases.activate(&activate)?;
+    let (buffers, databases, _) = launched_stores(&cfg, &launcher, options.clone());
     let store = buffers.active();
 
     let text = Bytes::from_static(b"Hello from Seamless, in Rust!\nsecond line\n");

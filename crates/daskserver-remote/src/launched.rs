@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use seamless_jobserver_remote::launched::RemoteClientsSource;
 use seamless_jobserver_remote::JobserverClient;
 use seamless_remote_core::config::{Config, Current, LaunchDescription};
-use seamless_remote_core::launch::{DescriptionSource, LaunchedService, Launcher};
+use seamless_remote_core::launch::{DescriptionSource, LaunchError, LaunchedService, Launcher};
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
 
 use crate::error::DaskError;
@@ -126,29 +126,28 @@ impl DaskserverLaunchedHandle {
 
     /// Launches or reuses the daskserver and the front now; returns what the daskserver is.
     pub async fn ensure(&self) -> Result<DaskInfo, DaskError> {
-        // The launch itself first, for its own message (the service log); then the client's
-        // initialization, which reuses what was just launched (one handshake).
-        self.front.ensure().await.map_err(|e| {
-            let mut reason = e.to_string();
-            if reason.contains("No module named") {
-                reason.push_str(&format!(
-                    "\nThe Dask front runs with `{}` on the daskserver's host; it needs seamless-dask and distributed (set {} to such an interpreter).",
-                    self.python,
-                    front::PYTHON_ENV
-                ));
-            }
-            DaskError::Launch {
-                what: "Dask front".into(),
-                reason,
-            }
-        })?;
         self.client
             .remote()
             .ensure_initialized()
             .await
-            .map_err(|e| DaskError::Launch {
-                what: "Dask front".into(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                // A failed launch is reported with the launcher's own message (the service
+                // log), not as the connection failure that carries it.
+                let launch = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<LaunchError>())
+                    .map(LaunchError::to_string);
+                let mut reason = launch.unwrap_or_else(|| e.to_string());
+                if reason.contains("No module named") {
+                    reason.push_str(&format!(
+                        "\nThe Dask front runs with `{}` on the daskserver's host; it needs seamless-dask and distributed (set {} to such an interpreter).",
+                        self.python,
+                        front::PYTHON_ENV
+                    ));
+                }
+                DaskError::Launch {
+                    what: "Dask front".into(),
+                    reason,
+                }
             })?;
         self.info().ok_or_else(|| DaskError::Launch {
             what: "daskserver".into(),

@@ -56,6 +56,21 @@ impl Checksum {
         Checksum(Sha256::digest(buffer).into())
     }
 
+    /// Computes the checksum of everything `reader` yields, 1 MiB at a time (blocking I/O; a
+    /// file of any size in bounded memory).
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        let mut hasher = ChecksumHasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(hasher.finalize()),
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Wraps a raw 32-byte digest.
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Checksum(bytes)
@@ -188,6 +203,13 @@ impl fmt::Debug for ChecksumHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of_reader_matches_of() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(Checksum::of_reader(&data[..]).unwrap(), Checksum::of(&data));
+        assert_eq!(Checksum::of_reader(&b""[..]).unwrap(), Checksum::of(b""));
+    }
 
     const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     const HELLO: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";

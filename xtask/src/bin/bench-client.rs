@@ -114,17 +114,7 @@ async fn run() -> Result<()> {
 }
 
 fn hash_file(path: &Path) -> Result<Checksum> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = seamless_remote_core::ChecksumHasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize());
-        }
-        h.update(&buf[..n]);
-    }
+    Ok(Checksum::of_reader(std::fs::File::open(path)?)?)
 }
 
 async fn small(url: &str, n: usize, size: usize, seed: u64) -> Result<serde_json::Value> {
