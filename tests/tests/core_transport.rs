@@ -25,7 +25,7 @@ async fn put(client: &RemoteClient, data: &'static [u8]) -> Checksum {
     let cs = Checksum::of(data);
     let spec =
         RequestSpec::put(format!("/{cs}")).body(RequestBody::octets(Bytes::from_static(data)));
-    let (status, _) = client.request_bytes(&spec).await.unwrap();
+    let (status, _) = client.request_bytes(&spec, 1 << 20).await.unwrap();
     assert!(
         matches!(status.as_u16(), 200..=202),
         "PUT answered {status}"
@@ -40,7 +40,7 @@ async fn get_ok(client: &RemoteClient, path: &str) -> Result<Bytes, TransportErr
         .execute(|| async {
             let response = client.send(&spec).await?;
             if response.status().is_success() {
-                response.bytes().await
+                response.bytes_limited(1 << 20).await
             } else {
                 Err(response.into_status_error().await)
             }
@@ -73,7 +73,7 @@ async fn get_with_a_json_body_on_has() {
     let spec = RequestSpec::get("/has")
         .json(&[present.to_string(), absent.to_string()])
         .unwrap();
-    let (status, body) = client.request_bytes(&spec).await.unwrap();
+    let (status, body) = client.request_bytes(&spec, 1 << 20).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     let answer: Vec<bool> = serde_json::from_slice(&body).unwrap();
     assert_eq!(answer, vec![true, false]);
@@ -200,7 +200,7 @@ async fn the_total_timeout_bounds_a_request() {
     let spec = RequestSpec::get("/has")
         .json(&Vec::<String>::new())
         .unwrap();
-    let err = client.request_bytes(&spec).await.unwrap_err();
+    let err = client.request_bytes(&spec, 1 << 20).await.unwrap_err();
     assert_eq!(err.kind(), &TransportErrorKind::Timeout(TimeoutKind::Total));
 }
 
@@ -327,11 +327,11 @@ async fn never_sends_expect_100_continue() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     let cs = Checksum::of(&big);
     let spec = RequestSpec::put(format!("/{cs}")).body(RequestBody::octets(big.clone()));
-    let (status, _) = client.request_bytes(&spec).await.unwrap();
+    let (status, _) = client.request_bytes(&spec, 1 << 20).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     // A second PUT of the same checksum is answered (201) before its body is read; the
     // connection must stay usable for the next request.
-    let (status, _) = client.request_bytes(&spec).await.unwrap();
+    let (status, _) = client.request_bytes(&spec, 1 << 20).await.unwrap();
     assert_eq!(status, StatusCode::CREATED);
     let body = get_ok(&client, &format!("/{cs}")).await.unwrap();
     assert_eq!(Checksum::of(&body), cs);
@@ -378,7 +378,7 @@ async fn streamed_request_body_is_recreated_for_a_retry() {
     };
     proxy.push(&format!("PUT /{cs}"), Fault::Status503);
     let spec = RequestSpec::put(format!("/{cs}")).body(body);
-    let (status, _) = client.request_bytes(&spec).await.unwrap();
+    let (status, _) = client.request_bytes(&spec, 1 << 20).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
-use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use seamless_remote_core::http::BoxBody;
@@ -25,6 +25,9 @@ use crate::BufferLength;
 /// The largest number of checksums sent in one `/has` or `/buffer-length` request (the
 /// hashserver needs ~0.3 s per 1000; 100 000 in one request took 54 s).
 pub const BATCH_SIZE: usize = 1000;
+
+/// The largest answer read to a PUT or a promise (`OK`, or a small JSON object).
+const SMALL_ANSWER_LIMIT: u64 = 64 * 1024;
 
 /// How an upload was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,15 +142,17 @@ impl BufferClient {
         let spec = RequestSpec::get(path)
             .json(batch)
             .map_err(|e| BufferError::Config(format!("cannot encode a checksum list: {e}")))?;
-        let (status, body) = self.remote.request_bytes(&spec).await?;
+        // An answer is a list of `false` or of lengths: a cap proportional to the request.
+        let limit = 1024 + 24 * batch.len() as u64;
+        let (status, body) = self.remote.request_bytes(&spec, limit).await?;
         let url = format!("{}{path}", self.name());
+        let quote = |n: usize| {
+            seamless_remote_core::text::escape(&String::from_utf8_lossy(&body[..body.len().min(n)]))
+        };
         if status != StatusCode::OK {
             return Err(BufferError::Malformed {
                 url,
-                detail: format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(300)])
-                ),
+                detail: format!("HTTP {status}: {}", quote(300)),
             });
         }
         let answer: Vec<T> = serde_json::from_slice(&body).map_err(|e| BufferError::Malformed {
@@ -155,7 +160,7 @@ impl BufferClient {
             detail: format!(
                 "expected a JSON list of {} items ({e}): {}",
                 batch.len(),
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+                quote(200)
             ),
         })?;
         if answer.len() != batch.len() {
@@ -266,7 +271,7 @@ impl BufferClient {
                         checksum: *checksum,
                         url: format!("{}/{checksum}", self.name()),
                         written: sink.written(),
-                        source: Box::new(BufferError::io("resetting", "(output)", e)),
+                        source: Box::new(BufferError::output("(output)", e)),
                     });
                 }
                 let response = self.remote.send(&spec).await?;
@@ -276,7 +281,8 @@ impl BufferClient {
                     _ => return Err(response.into_status_error().await.into()),
                 }
                 let url = response.url().to_string();
-                match receive(response, &mut **sink).await {
+                let limit = self.announced_length(checksum, &response).await?;
+                match receive(response, checksum, limit, &mut **sink).await {
                     Ok(got) => Ok(Fetched::Received { got, url }),
                     Err(e) if sink.written() > 0 && sink.reset().await.is_err() => {
                         Err(BufferError::Partial {
@@ -290,6 +296,33 @@ impl BufferClient {
                 }
             })
             .await
+    }
+
+    /// How many decoded bytes the body of `response` may hold: its `Content-Length` when it is
+    /// sent as it is, else what `/buffer-length` says (a compressed or chunked body); `None`
+    /// when neither is known (then only the checksum check at the end guards it).
+    async fn announced_length(
+        &self,
+        checksum: &Checksum,
+        response: &Response,
+    ) -> Result<Option<u64>, BufferError> {
+        if response_encoding(response)? == Encoding::Identity {
+            if let Some(n) = response.announced_length() {
+                return Ok(Some(n));
+            }
+        }
+        Ok(
+            match self.buffer_lengths(std::slice::from_ref(checksum)).await {
+                Ok(lengths) => match lengths.first() {
+                    Some(BufferLength::Known(n)) => Some(*n),
+                    _ => None,
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "no /buffer-length for a compressed answer");
+                    None
+                }
+            },
+        )
     }
 
     fn refuse_if_readonly(
@@ -394,7 +427,7 @@ impl BufferClient {
                 let url = response.url().to_string();
                 match status.as_u16() {
                     200 => {
-                        response.bytes().await?;
+                        response.bytes_limited(SMALL_ANSWER_LIMIT).await?;
                         Ok(WriteOutcome::Stored)
                     }
                     201 => Ok(WriteOutcome::AlreadyPresent),
@@ -430,7 +463,7 @@ impl BufferClient {
                 let response = self.remote.send(&spec).await?;
                 match response.status().as_u16() {
                     200..=202 => {
-                        response.bytes().await?;
+                        response.bytes_limited(SMALL_ANSWER_LIMIT).await?;
                         Ok(())
                     }
                     404 | 405 => Err(BufferError::ReadOnly {
@@ -450,27 +483,17 @@ fn is_incorrect_checksum(err: &TransportError) -> bool {
 }
 
 /// Decodes and hashes a response body into `sink`; returns the checksum of the decoded bytes.
-async fn receive<S: Sink + ?Sized>(
+/// More decoded bytes than `limit` cut the transfer ([`BufferError::Oversized`]).
+async fn receive<S: Sink>(
     mut response: Response,
+    checksum: &Checksum,
+    limit: Option<u64>,
     sink: &mut S,
 ) -> Result<Checksum, BufferError> {
     let url = response.url().to_string();
-    let encoding_header = response
-        .headers()
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("(not text)").to_string());
-    let encoding = Encoding::from_header(encoding_header.as_deref()).map_err(|detail| {
-        BufferError::Malformed {
-            url: url.clone(),
-            detail,
-        }
-    })?;
-    let length_hint = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    pump(encoding, length_hint, &mut response, sink)
+    let encoding = response_encoding(&response)?;
+    let length_hint = response.announced_length();
+    pump(encoding, length_hint, limit, &mut response, sink)
         .await
         .map_err(|e| match e {
             PumpError::Source(e) => BufferError::Transport(e),
@@ -478,8 +501,24 @@ async fn receive<S: Sink + ?Sized>(
                 url: url.clone(),
                 detail: format!("cannot decode the {encoding:?} body: {e}"),
             },
-            PumpError::Sink(e) => BufferError::io("writing the output of", url.as_str(), e),
+            PumpError::Sink(e) => BufferError::output("(output)", e),
+            PumpError::TooLong(limit) => BufferError::Oversized {
+                checksum: *checksum,
+                source_name: url.clone(),
+                limit,
+            },
         })
+}
+
+fn response_encoding(response: &Response) -> Result<Encoding, BufferError> {
+    let header = response
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)").to_string());
+    Encoding::from_header(header.as_deref()).map_err(|detail| BufferError::Malformed {
+        url: response.url().to_string(),
+        detail: seamless_remote_core::text::escape(&detail),
+    })
 }
 
 /// One element of a `/buffer-length` answer.

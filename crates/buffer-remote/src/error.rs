@@ -24,6 +24,18 @@ pub enum BufferError {
         source_name: String,
     },
 
+    /// The source sent more bytes than it announced for the buffer (its `Content-Length`, its
+    /// `/buffer-length`, a folder's file size or `.BUFFERLENGTH`): cut at once and discarded.
+    #[error("integrity error: {source_name} sent more than the {limit} bytes announced for {checksum}; the transfer was cut and discarded")]
+    Oversized {
+        /// The requested checksum.
+        checksum: Checksum,
+        /// Where it came from (URL or path).
+        source_name: String,
+        /// The announced length.
+        limit: u64,
+    },
+
     /// The server answered something that is not the expected JSON.
     #[error("malformed answer from {url}: {detail}")]
     Malformed {
@@ -53,7 +65,16 @@ pub enum BufferError {
         url: String,
     },
 
-    /// A local file could not be read or written.
+    /// The output (a file, a writer) could not take the buffer.
+    #[error("cannot write the output {path}: {source}")]
+    Output {
+        /// The output file (or `(output)` for a writer).
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// A store's file (a buffer folder, a file to upload) could not be read.
     #[error("{action} {path}: {source}")]
     Io {
         /// What was being done (`reading`, `writing`, ...).
@@ -99,10 +120,18 @@ impl BufferError {
         }
     }
 
-    /// Whether this is an integrity failure (bytes that do not match their checksum).
+    pub(crate) fn output(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        BufferError::Output {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this is an integrity failure (bytes that do not match their checksum, or more
+    /// bytes than announced).
     pub fn is_integrity(&self) -> bool {
         match self {
-            BufferError::Integrity { .. } => true,
+            BufferError::Integrity { .. } | BufferError::Oversized { .. } => true,
             BufferError::Partial { source, .. } => source.is_integrity(),
             _ => false,
         }

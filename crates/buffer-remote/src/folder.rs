@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use seamless_remote_core::safe_fs::{open_checked, read_text_capped, Accept};
 use seamless_remote_core::Checksum;
 
 use crate::error::BufferError;
@@ -130,24 +131,37 @@ impl BufferFolder {
         let mut wrong: Option<(Checksum, PathBuf)> = None;
         loop {
             for (path, encoding) in self.candidates(checksum) {
-                let file = match tokio::fs::File::open(&path).await {
-                    Ok(f) => f,
+                let file = match open_checked(&path, Accept::RegularOnly) {
+                    Ok(f) => tokio::fs::File::from_std(f),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                        // A device, FIFO or directory planted in a shared folder: never read.
+                        tracing::warn!(path = %path.display(), "skipped: {e}");
+                        continue;
+                    }
                     Err(e) => return Err(BufferError::io("reading", &path, e)),
                 };
                 sink.reset()
                     .await
-                    .map_err(|e| BufferError::io("resetting the output for", &path, e))?;
+                    .map_err(|e| BufferError::output("(output)", e))?;
                 let size = file.metadata().await.ok().map(|m| m.len());
-                let got = pump(encoding, size, &mut FileSource(file), sink)
+                let limit = match encoding {
+                    Encoding::Identity => size,
+                    _ => self.sidecar_length(checksum, &path).await,
+                };
+                let got = pump(encoding, size, limit, &mut FileSource(file), sink)
                     .await
                     .map_err(|e| match e {
-                        PumpError::Source(e) | PumpError::Sink(e) => {
-                            BufferError::io("reading", &path, e)
-                        }
+                        PumpError::Source(e) => BufferError::io("reading", &path, e),
+                        PumpError::Sink(e) => BufferError::output("(output)", e),
                         PumpError::Decode(e) => BufferError::Malformed {
                             url: path.display().to_string(),
                             detail: format!("cannot decode {encoding:?}: {e}"),
+                        },
+                        PumpError::TooLong(limit) => BufferError::Oversized {
+                            checksum: *checksum,
+                            source_name: path.display().to_string(),
+                            limit,
                         },
                     })?;
                 if got == *checksum {
@@ -196,17 +210,28 @@ impl BufferFolder {
             let Ok(meta) = tokio::fs::metadata(&path).await else {
                 continue;
             };
+            if !meta.is_file() {
+                continue;
+            }
             if encoding == Encoding::Identity {
                 return BufferLength::Known(meta.len());
             }
-            let sidecar = path.with_file_name(format!("{}.BUFFERLENGTH", checksum.to_hex()));
-            let known = tokio::fs::read_to_string(&sidecar)
+            return self
+                .sidecar_length(checksum, &path)
                 .await
-                .ok()
-                .and_then(|t| t.trim().parse::<u64>().ok());
-            return known.map_or(BufferLength::Unknown, BufferLength::Known);
+                .map_or(BufferLength::Unknown, BufferLength::Known);
         }
         BufferLength::Absent
+    }
+
+    /// The decoded length from the `.BUFFERLENGTH` sidecar next to `path`, if there is one.
+    async fn sidecar_length(&self, checksum: &Checksum, path: &Path) -> Option<u64> {
+        let sidecar = path.with_file_name(format!("{}.BUFFERLENGTH", checksum.to_hex()));
+        tokio::task::spawn_blocking(move || read_text_capped(&sidecar, 64, Accept::RegularOnly))
+            .await
+            .ok()?
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
     }
 }
 

@@ -491,14 +491,14 @@ fn note_failure(first: &mut Option<BufferError>, e: BufferError) {
 }
 
 async fn write_file_atomically(path: &Path, data: &Bytes) -> Result<(), BufferError> {
-    let mut sink = crate::stream::FileSink::create(path)
-        .map_err(|e| BufferError::io("creating a temporary file for", path, e))?;
+    let mut sink =
+        crate::stream::FileSink::create(path).map_err(|e| BufferError::output(path, e))?;
     crate::stream::Sink::write(&mut sink, data)
         .await
-        .map_err(|e| BufferError::io("writing", path, e))?;
+        .map_err(|e| BufferError::output(path, e))?;
     sink.commit()
         .await
-        .map_err(|e| BufferError::io("writing", path, e))
+        .map_err(|e| BufferError::output(path, e))
 }
 
 static GLOBAL: LazyLock<RwLock<BufferRemote>> = LazyLock::new(|| RwLock::new(BufferRemote::new()));

@@ -35,51 +35,133 @@ impl Encoding {
     }
 }
 
-/// A streaming decoder: compressed chunks in, decoded bytes out.
+/// The most decoded bytes produced in one step: a small compressed input that expands to
+/// gigabytes (a "bomb") is decoded step by step, never all at once.
+const DECODE_STEP: usize = 256 * 1024;
+
+/// Compressed bytes given to the gzip decoder at once: deflate expands at most ~1032:1, so one
+/// step yields at most ~1 MiB.
+const GZIP_INPUT_STEP: usize = 1024;
+
+/// A streaming decoder: compressed chunks in, decoded bytes out in bounded steps.
 pub(crate) enum Decoder {
-    Identity,
-    Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
-    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    Identity(Option<Bytes>),
+    Zstd {
+        raw: Box<zstd::stream::raw::Decoder<'static>>,
+        input: Bytes,
+        /// Whether the last frame is complete (zstd's hint was 0).
+        frame_done: bool,
+        /// Whether any input was seen (an empty stream is not a valid frame).
+        started: bool,
+    },
+    Gzip {
+        inner: Box<flate2::write::GzDecoder<Vec<u8>>>,
+        input: Bytes,
+    },
 }
 
 impl Decoder {
     pub(crate) fn new(encoding: Encoding) -> std::io::Result<Self> {
         Ok(match encoding {
-            Encoding::Identity => Decoder::Identity,
-            Encoding::Zstd => {
-                Decoder::Zstd(Box::new(zstd::stream::write::Decoder::new(Vec::new())?))
-            }
-            Encoding::Gzip => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+            Encoding::Identity => Decoder::Identity(None),
+            Encoding::Zstd => Decoder::Zstd {
+                raw: Box::new(zstd::stream::raw::Decoder::new()?),
+                input: Bytes::new(),
+                frame_done: false,
+                started: false,
+            },
+            Encoding::Gzip => Decoder::Gzip {
+                inner: Box::new(flate2::write::GzDecoder::new(Vec::new())),
+                input: Bytes::new(),
+            },
         })
     }
 
-    /// Feeds compressed bytes; returns the decoded bytes available now.
-    pub(crate) fn push(&mut self, chunk: Bytes) -> std::io::Result<Bytes> {
+    /// Feeds compressed bytes; take the decoded bytes with [`Decoder::step`] until it gives
+    /// `None`, before feeding more.
+    pub(crate) fn feed(&mut self, chunk: Bytes) {
         match self {
-            Decoder::Identity => Ok(chunk),
-            Decoder::Zstd(d) => {
-                d.write_all(&chunk)?;
-                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            Decoder::Identity(slot) => *slot = Some(chunk),
+            Decoder::Zstd { input, started, .. } => {
+                *started |= !chunk.is_empty();
+                *input = chunk;
             }
-            Decoder::Gzip(d) => {
-                d.write_all(&chunk)?;
-                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            Decoder::Gzip { input, .. } => *input = chunk,
+        }
+    }
+
+    /// The next decoded bytes (at most about [`DECODE_STEP`]) from what was fed, or `None`
+    /// once it is all decoded.
+    pub(crate) fn step(&mut self) -> std::io::Result<Option<Bytes>> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        match self {
+            Decoder::Identity(slot) => Ok(slot.take()),
+            Decoder::Zstd {
+                raw,
+                input,
+                frame_done,
+                ..
+            } => {
+                let mut out = vec![0u8; DECODE_STEP];
+                let mut inb = InBuffer::around(&input[..]);
+                let mut outb = OutBuffer::around(&mut out[..]);
+                let hint = raw.run(&mut inb, &mut outb)?;
+                let (consumed, produced) = (inb.pos(), outb.pos());
+                *input = input.slice(consumed..);
+                if hint == 0 {
+                    *frame_done = true;
+                } else if consumed > 0 || produced > 0 {
+                    *frame_done = false;
+                }
+                if produced == 0 {
+                    return Ok(None);
+                }
+                out.truncate(produced);
+                Ok(Some(Bytes::from(out)))
+            }
+            Decoder::Gzip { inner, input } => {
+                while !input.is_empty() && inner.get_ref().len() < DECODE_STEP {
+                    let n = input.len().min(GZIP_INPUT_STEP);
+                    let taken = inner.write(&input[..n])?;
+                    if taken == 0 {
+                        // The gzip stream has ended: trailing bytes are an error.
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "data after the end of the gzip stream",
+                        ));
+                    }
+                    *input = input.slice(taken..);
+                }
+                let out = std::mem::take(inner.get_mut());
+                Ok((!out.is_empty()).then(|| Bytes::from(out)))
             }
         }
     }
 
     /// Ends the stream; returns the last decoded bytes. A truncated stream is an error.
     pub(crate) fn finish(self) -> std::io::Result<Bytes> {
+        let truncated = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the {what} stream is truncated"),
+            )
+        };
         match self {
-            Decoder::Identity => Ok(Bytes::new()),
-            Decoder::Zstd(mut d) => {
-                d.flush()?;
-                let out = std::mem::take(d.get_mut());
-                Ok(Bytes::from(out))
+            Decoder::Identity(_) => Ok(Bytes::new()),
+            Decoder::Zstd {
+                frame_done,
+                started,
+                ..
+            } => {
+                if frame_done && started {
+                    Ok(Bytes::new())
+                } else {
+                    Err(truncated("zstd"))
+                }
             }
-            Decoder::Gzip(mut d) => {
-                d.try_finish()?;
-                Ok(Bytes::from(std::mem::take(d.get_mut())))
+            Decoder::Gzip { mut inner, .. } => {
+                inner.try_finish()?;
+                Ok(Bytes::from(std::mem::take(inner.get_mut())))
             }
         }
     }
@@ -179,14 +261,18 @@ pub(crate) enum PumpError<E> {
     Decode(std::io::Error),
     /// The sink could not take the bytes.
     Sink(std::io::Error),
+    /// More decoded bytes than the expected length (the limit): cut at once.
+    TooLong(u64),
 }
 
 /// Moves a buffer from a chunk source through the decoder and the verifier into `sink`; returns
-/// the checksum of the decoded bytes. Only one chunk (and its decoded form) is held at a time,
-/// plus the verifier's bounded queue.
+/// the checksum of the decoded bytes. Only one chunk (and one bounded decoding step) is held at
+/// a time, plus the verifier's bounded queue. More than `limit` decoded bytes (the length the
+/// source announced) stop the transfer at once.
 pub(crate) async fn pump<C, S>(
     encoding: Encoding,
     size_hint: Option<u64>,
+    limit: Option<u64>,
     source: &mut C,
     sink: &mut S,
 ) -> Result<Checksum, PumpError<C::Error>>
@@ -196,17 +282,27 @@ where
 {
     let mut decoder = Decoder::new(encoding).map_err(PumpError::Decode)?;
     let mut verifier = Verifier::new(size_hint.filter(|_| encoding == Encoding::Identity));
+    let mut total: u64 = 0;
+    let mut take = async |decoded: Bytes,
+                          verifier: &mut Verifier,
+                          total: &mut u64|
+           -> Result<(), PumpError<C::Error>> {
+        *total = total.saturating_add(decoded.len() as u64);
+        if let Some(max) = limit.filter(|max| *total > *max) {
+            return Err(PumpError::TooLong(max));
+        }
+        verifier.update(&decoded).await;
+        sink.write(&decoded).await.map_err(PumpError::Sink)
+    };
     while let Some(chunk) = source.next_chunk().await.map_err(PumpError::Source)? {
-        let decoded = decoder.push(chunk).map_err(PumpError::Decode)?;
-        if !decoded.is_empty() {
-            verifier.update(&decoded).await;
-            sink.write(&decoded).await.map_err(PumpError::Sink)?;
+        decoder.feed(chunk);
+        while let Some(decoded) = decoder.step().map_err(PumpError::Decode)? {
+            take(decoded, &mut verifier, &mut total).await?;
         }
     }
     let last = decoder.finish().map_err(PumpError::Decode)?;
     if !last.is_empty() {
-        verifier.update(&last).await;
-        sink.write(&last).await.map_err(PumpError::Sink)?;
+        take(last, &mut verifier, &mut total).await?;
     }
     verifier
         .finish()
@@ -327,8 +423,7 @@ impl FileSink {
         dest: &Path,
         progress: Option<Progress>,
     ) -> Result<Self, crate::BufferError> {
-        let mut sink = Self::create(dest)
-            .map_err(|e| crate::BufferError::io("creating a temporary file for", dest, e))?;
+        let mut sink = Self::create(dest).map_err(|e| crate::BufferError::output(dest, e))?;
         sink.progress = progress;
         Ok(sink)
     }
@@ -343,7 +438,7 @@ impl FileSink {
         let dest = self.dest.clone();
         self.commit()
             .await
-            .map_err(|e| crate::BufferError::io("writing", dest, e))?;
+            .map_err(|e| crate::BufferError::output(dest, e))?;
         Ok(Some(len))
     }
 
@@ -423,13 +518,7 @@ mod tests {
         g.write_all(&data).unwrap();
         let g = g.finish().unwrap();
         for (enc, comp) in [(Encoding::Zstd, z), (Encoding::Gzip, g)] {
-            let mut d = Decoder::new(enc).unwrap();
-            let mut out = Vec::new();
-            for c in comp.chunks(1000) {
-                out.extend_from_slice(&d.push(Bytes::copy_from_slice(c)).unwrap());
-            }
-            out.extend_from_slice(&d.finish().unwrap());
-            assert_eq!(out, data, "{enc:?}");
+            assert_eq!(decode_all(enc, &comp, 1000).unwrap(), data, "{enc:?}");
         }
     }
 
@@ -438,9 +527,44 @@ mod tests {
         let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         g.write_all(&[1u8; 10000]).unwrap();
         let g = g.finish().unwrap();
-        let mut d = Decoder::new(Encoding::Gzip).unwrap();
-        let _ = d.push(Bytes::copy_from_slice(&g[..g.len() / 2]));
-        assert!(d.finish().is_err());
+        assert!(decode_all(Encoding::Gzip, &g[..g.len() / 2], 1000).is_err());
+        let z = zstd::encode_all(&[1u8; 10000][..], 3).unwrap();
+        assert!(decode_all(Encoding::Zstd, &z[..z.len() - 3], 1000).is_err());
+        assert!(decode_all(Encoding::Zstd, b"", 1000).is_err());
+    }
+
+    /// Decodes `comp` fed in chunks of `chunk`; checks that no step exceeds the bound.
+    fn decode_all(enc: Encoding, comp: &[u8], chunk: usize) -> std::io::Result<Vec<u8>> {
+        let mut d = Decoder::new(enc)?;
+        let mut out = Vec::new();
+        for c in comp.chunks(chunk) {
+            d.feed(Bytes::copy_from_slice(c));
+            while let Some(step) = d.step()? {
+                assert!(step.len() <= 2 * DECODE_STEP, "a step of {}", step.len());
+                out.extend_from_slice(&step);
+            }
+        }
+        out.extend_from_slice(&d.finish()?);
+        Ok(out)
+    }
+
+    #[test]
+    fn a_zstd_bomb_decodes_in_bounded_steps() {
+        // 64 MiB of zeros compress to a few KiB; every step stays bounded.
+        let zeros = vec![0u8; 64 << 20];
+        let bomb = zstd::encode_all(&zeros[..], 19).unwrap();
+        assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+        let mut d = Decoder::new(Encoding::Zstd).unwrap();
+        d.feed(Bytes::from(bomb));
+        let mut steps = 0u64;
+        let mut total = 0u64;
+        while let Some(step) = d.step().unwrap() {
+            assert!(step.len() <= DECODE_STEP);
+            total += step.len() as u64;
+            steps += 1;
+        }
+        assert_eq!(total, 64 << 20);
+        assert!(steps >= 256);
     }
 
     #[tokio::test]

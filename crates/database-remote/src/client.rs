@@ -13,6 +13,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::DatabaseError;
 
+/// The largest database answer read (one checksum, a list of them, or a record); a longer one
+/// is an error naming the server.
+pub const ANSWER_LIMIT: u64 = 16 << 20;
 /// Environment variable with the in-flight limit.
 pub const MAX_INFLIGHT_ENV: &str = "SEAMLESS_DATABASE_MAX_INFLIGHT";
 
@@ -124,7 +127,7 @@ impl DatabaseClient {
                 };
                 let response = self.remote.send(&spec).await?;
                 let status = response.status().as_u16();
-                let text = response.text().await?;
+                let text = response.text_limited(ANSWER_LIMIT).await?;
                 Ok::<_, DatabaseError>((status, text))
             })
             .await
@@ -137,7 +140,7 @@ impl DatabaseClient {
                 target: format!(
                     "{} (the server answered 405: {})",
                     self.name(),
-                    message.trim()
+                    seamless_remote_core::text::escape(message.trim())
                 ),
             };
         }
@@ -145,7 +148,7 @@ impl DatabaseClient {
             url: self.name(),
             request: request.to_string(),
             status,
-            message: message.trim().to_string(),
+            message: seamless_remote_core::text::escape(message.trim()),
         }
     }
 

@@ -18,6 +18,10 @@ use crate::error::JobserverError;
 
 const CANCELED: &str = "Transformation was canceled";
 
+/// The largest `/run-transformation` answer read (a result checksum, or a Python traceback).
+pub const RUN_ANSWER_LIMIT: u64 = 16 << 20;
+/// The largest status or cancel answer read (a small JSON object).
+pub const JSON_ANSWER_LIMIT: u64 = 1 << 20;
 /// The body of `GET /run-transformation`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunRequest {
@@ -217,7 +221,7 @@ impl JobserverClient {
             .execute_with(policy, || async {
                 let response = self.remote.send(&spec).await?;
                 let status = response.status().as_u16();
-                let text = response.text().await?;
+                let text = response.text_limited(RUN_ANSWER_LIMIT).await?;
                 self.interpret_run(&tf, status, text)
             })
             .await;
@@ -324,13 +328,13 @@ impl JobserverClient {
     }
 
     async fn json_call(&self, spec: RequestSpec) -> Result<Value, JobserverError> {
-        let (status, body) = self.remote.request_bytes(&spec).await?;
+        let (status, body) = self.remote.request_bytes(&spec, JSON_ANSWER_LIMIT).await?;
         let url = format!("{}{}", self.name(), spec.path);
         if !status.is_success() {
             return Err(JobserverError::Rejected {
                 url,
                 status: status.as_u16(),
-                message: String::from_utf8_lossy(&body).trim().to_string(),
+                message: seamless_remote_core::text::escape(String::from_utf8_lossy(&body).trim()),
             });
         }
         serde_json::from_slice(&body).map_err(|e| JobserverError::Malformed {

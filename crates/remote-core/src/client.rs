@@ -26,6 +26,9 @@ pub trait Initializer: Send + Sync {
     fn init(&self) -> Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send + '_>>;
 }
 
+/// The largest healthcheck answer read (the services answer `OK`).
+const HEALTHCHECK_BODY_LIMIT: u64 = 64 * 1024;
+
 /// Options of a [`RemoteClient`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -64,6 +67,7 @@ pub struct RemoteClient {
 }
 
 pub(crate) struct ClientInner {
+    /// The base URL as given (credentials included; never shown: see [`RemoteClient::url`]).
     url: RwLock<Option<String>>,
     init: Option<Arc<dyn Initializer>>,
     pool: RwLock<Arc<HttpPool>>,
@@ -79,20 +83,30 @@ pub(crate) struct ClientInner {
 impl std::fmt::Debug for ClientInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteClient")
-            .field("url", &self.url.read().ok().and_then(|u| u.clone()))
+            .field("url", &self.shown_url())
             .field("initialized", &self.initialized.load(Ordering::Relaxed))
             .finish()
     }
 }
 
-/// Checks and normalises a base URL: `http://` or `https://`, no trailing `/`.
+/// Checks and normalises a base URL: `http://` or `https://`, a host, no query or fragment, no
+/// trailing `/`. Credentials (`user:password@`) are kept; [`RemoteClient`] sends them as HTTP
+/// Basic authentication and never shows the password.
 pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
     let bad = |why: &str| {
-        TransportError::new(TransportErrorKind::Protocol, Method::GET, url.to_string())
-            .with_source(why.to_string())
+        TransportError::new(
+            TransportErrorKind::InvalidUrl,
+            Method::GET,
+            crate::text::redact_url(url),
+        )
+        .with_source(why.to_string())
     };
     let trimmed = url.trim();
-    let uri: http::Uri = trimmed.parse().map_err(|_| bad("not a valid URL"))?;
+    if trimmed.contains('#') {
+        return Err(bad("a base URL cannot have a #fragment"));
+    }
+    let (stripped, _) = crate::text::split_userinfo(trimmed);
+    let uri: http::Uri = stripped.parse().map_err(|_| bad("not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => return Err(bad("the URL must start with http:// or https://")),
@@ -104,6 +118,21 @@ pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
         return Err(bad("a base URL cannot have a query string"));
     }
     Ok(trimmed.trim_end_matches('/').to_string())
+}
+
+/// A base URL split for use: the URL requests go to (without credentials), and the
+/// `Authorization: Basic` header its credentials become.
+fn split_credentials(url: &str) -> (String, Option<http::HeaderValue>) {
+    use base64::Engine;
+    let (stripped, info) = crate::text::split_userinfo(url);
+    let auth = info.and_then(|(user, password)| {
+        let raw = format!("{user}:{}", password.unwrap_or_default());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
+        let mut value = http::HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    });
+    (stripped, auth)
 }
 
 impl RemoteClient {
@@ -149,7 +178,7 @@ impl RemoteClient {
             registry: registry.clone(),
         });
         registry.register(Arc::downgrade(&inner));
-        crate::client_debug!(url = ?inner.current_url(), "client created");
+        crate::client_debug!(url = ?inner.shown_url(), "client created");
         Ok(RemoteClient { inner })
     }
 
@@ -161,9 +190,9 @@ impl RemoteClient {
         &self.inner
     }
 
-    /// The base URL, once known.
+    /// The base URL, once known, as it may be shown: a password is replaced by `***`.
     pub fn url(&self) -> Option<String> {
-        self.inner.current_url()
+        self.inner.shown_url()
     }
 
     /// The options this client was built with.
@@ -208,7 +237,7 @@ impl RemoteClient {
             (Some(init), _) => {
                 let raw = init.init().await.map_err(|e| {
                     TransportError::new(
-                        TransportErrorKind::Connect,
+                        TransportErrorKind::Launch,
                         Method::GET,
                         "(launched service)",
                     )
@@ -223,7 +252,7 @@ impl RemoteClient {
             (None, Some(url)) => url,
             (None, None) => {
                 return Err(TransportError::new(
-                    TransportErrorKind::Protocol,
+                    TransportErrorKind::InvalidUrl,
                     Method::GET,
                     "(no URL)",
                 )
@@ -238,7 +267,7 @@ impl RemoteClient {
         if self.inner.options.healthcheck {
             self.inner.registry.ensure_keepalive();
         }
-        crate::client_debug!(url = %url, "client initialized");
+        crate::client_debug!(url = %crate::text::redact_url(&url), "client initialized");
         Ok(url)
     }
 
@@ -254,7 +283,7 @@ impl RemoteClient {
     pub async fn healthcheck(&self) -> Result<(), TransportError> {
         let url = self.inner.current_url().ok_or_else(|| {
             TransportError::new(
-                TransportErrorKind::Protocol,
+                TransportErrorKind::InvalidUrl,
                 Method::GET,
                 "(no URL)/healthcheck",
             )
@@ -271,13 +300,21 @@ impl RemoteClient {
             total: h,
             ..self.inner.options.timeouts
         };
-        let spec = RequestSpec::get("/healthcheck");
+        let (url, auth) = split_credentials(url);
+        let url = url.as_str();
+        let mut spec = RequestSpec::get("/healthcheck");
+        if let Some(auth) = auth {
+            spec = spec.header(http::header::AUTHORIZATION, auth);
+        }
         let pool = self.inner.pool();
         crate::client_debug!(url = %url, "healthcheck");
         let result = async {
             let response = pool.send(url, &spec, &timeouts).await?;
             if response.status().is_success() {
-                response.bytes().await.map(|_| ())
+                response
+                    .bytes_limited(HEALTHCHECK_BODY_LIMIT)
+                    .await
+                    .map(|_| ())
             } else {
                 Err(response.into_status_error().await)
             }
@@ -314,7 +351,14 @@ impl RemoteClient {
         let pool = self.inner.pool();
         // The semaphore is never closed, so acquiring cannot fail.
         let permit = self.inner.slots.clone().acquire_owned().await.ok();
-        let mut response = pool.send(&url, spec, &timeouts).await?;
+        let (url, auth) = split_credentials(&url);
+        let mut response = match auth {
+            None => pool.send(&url, spec, &timeouts).await?,
+            Some(auth) => {
+                let spec = spec.clone().header(http::header::AUTHORIZATION, auth);
+                pool.send(&url, &spec, &timeouts).await?
+            }
+        };
         response.hold(permit);
         if matches!(response.status().as_u16(), 502..=504) {
             return Err(response.into_status_error().await);
@@ -367,16 +411,18 @@ impl RemoteClient {
         self.execute(|| self.send(spec)).await
     }
 
-    /// Sends `spec` with retries, reading the whole body inside each attempt (so that a body cut
-    /// short is retried too). Returns the status and the body.
+    /// Sends `spec` with retries, reading the whole body (at most `limit` bytes: a longer one is
+    /// a [`TransportErrorKind::TooLarge`] error) inside each attempt, so that a body cut short is
+    /// retried too. Returns the status and the body.
     pub async fn request_bytes(
         &self,
         spec: &RequestSpec,
+        limit: u64,
     ) -> Result<(http::StatusCode, bytes::Bytes), TransportError> {
         self.execute(|| async {
             let response = self.send(spec).await?;
             let status = response.status();
-            Ok((status, response.bytes().await?))
+            Ok((status, response.bytes_limited(limit).await?))
         })
         .await
     }
@@ -385,6 +431,11 @@ impl RemoteClient {
 impl ClientInner {
     pub(crate) fn current_url(&self) -> Option<String> {
         self.url.read().ok().and_then(|u| u.clone())
+    }
+
+    /// The URL as it may be shown (password hidden).
+    pub(crate) fn shown_url(&self) -> Option<String> {
+        self.current_url().map(|u| crate::text::redact_url(&u))
     }
 
     fn pool(&self) -> Arc<HttpPool> {
@@ -411,7 +462,7 @@ impl ClientInner {
             }
             Err(e) => tracing::warn!(error = %e, "could not rebuild the connection pool"),
         }
-        crate::client_debug!(url = ?self.current_url(), "client restarted: pool dropped");
+        crate::client_debug!(url = ?self.shown_url(), "client restarted: pool dropped");
     }
 
     pub(crate) fn close(&self) {

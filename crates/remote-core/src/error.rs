@@ -38,8 +38,19 @@ pub enum TransportErrorKind {
     Interrupted,
     /// "Device or resource busy" (EBUSY): the reference answers it with a client restart.
     Busy,
-    /// The peer did not speak valid HTTP, the URL is unusable, or the scheme is not supported.
+    /// The peer did not speak valid HTTP (a store failure, not a configuration error).
     Protocol,
+    /// The URL is unusable (not `http://`/`https://`, no host, a query or fragment, TLS not built
+    /// in): a configuration error, never retried.
+    InvalidUrl,
+    /// The service could not be launched (the launcher's own error is the source); a launch that
+    /// failed is not retried.
+    Launch,
+    /// The answer is larger than the request allows (an announced or a size cap); never retried.
+    TooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The server answered with a status the caller did not expect.
     Status {
         /// The HTTP status.
@@ -68,12 +79,17 @@ impl fmt::Display for TransportErrorKind {
             }
             TransportErrorKind::Interrupted => f.write_str("connection lost mid-transfer"),
             TransportErrorKind::Busy => f.write_str("device or resource busy"),
-            TransportErrorKind::Protocol => f.write_str("protocol error"),
+            TransportErrorKind::Protocol => f.write_str("the peer does not speak valid HTTP"),
+            TransportErrorKind::InvalidUrl => f.write_str("invalid URL"),
+            TransportErrorKind::Launch => f.write_str("the service could not be launched"),
+            TransportErrorKind::TooLarge { limit } => {
+                write!(f, "the answer is larger than the {limit} bytes allowed")
+            }
             TransportErrorKind::Status { status, body } => {
                 write!(f, "HTTP {status}")?;
                 let body = body.trim();
                 if !body.is_empty() {
-                    write!(f, ": {body}")?;
+                    write!(f, ": {}", crate::text::escape(body))?;
                 }
                 Ok(())
             }
@@ -169,14 +185,20 @@ impl TransportError {
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        write!(f, "{} {}: {}", i.method, i.url, i.kind)?;
+        write!(
+            f,
+            "{} {}: {}",
+            i.method,
+            crate::text::redact_url(&i.url),
+            i.kind
+        )?;
         if let Some(source) = &i.source {
             // The innermost cause is the most telling ("Connection refused (os error 111)").
             let mut cause: &(dyn StdError + 'static) = source.as_ref();
             while let Some(next) = cause.source() {
                 cause = next;
             }
-            write!(f, " ({cause})")?;
+            write!(f, " ({})", crate::text::escape(&cause.to_string()))?;
         }
         let attempts = if i.attempts == 1 {
             "1 attempt".to_string()

@@ -258,12 +258,12 @@ impl HttpPool {
     ) -> Result<Response, TransportError> {
         let url = format!("{base_url}{}", spec.path);
         let err = |kind| TransportError::new(kind, spec.method.clone(), url.clone());
-        let uri: Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| err(TransportErrorKind::Protocol).with_source(e))?;
+        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
+            err(TransportErrorKind::InvalidUrl).with_source(e)
+        })?;
         #[cfg(not(feature = "tls"))]
         if uri.scheme_str() == Some("https") {
-            return Err(err(TransportErrorKind::Protocol)
+            return Err(err(TransportErrorKind::InvalidUrl)
                 .with_source("https:// URLs need the `tls` feature of seamless-remote-core"));
         }
         let (body, exact_len, content_type) = spec
@@ -297,15 +297,16 @@ impl HttpPool {
         }
         let request = builder
             .body(body)
-            .map_err(|e| err(TransportErrorKind::Protocol).with_source(e))?;
+            .map_err(|e| err(TransportErrorKind::InvalidUrl).with_source(e))?;
 
-        let deadline = timeouts.total.map(|t| start + t);
+        // A timeout too large to add to the clock is no limit at all.
+        let deadline = timeouts.total.and_then(|t| start.checked_add(t));
         let fut = self.client.request(request);
         tokio::pin!(fut);
         let result = loop {
-            let idle = timeouts
-                .read
-                .map(|r| start + Duration::from_nanos(activity.load(Ordering::Relaxed)) + r);
+            let idle = timeouts.read.and_then(|r| {
+                (start + Duration::from_nanos(activity.load(Ordering::Relaxed))).checked_add(r)
+            });
             let wake = match (idle, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -319,7 +320,11 @@ impl HttpPool {
                         return Err(err(TransportErrorKind::Timeout(TimeoutKind::Total)));
                     }
                     let last = start + Duration::from_nanos(activity.load(Ordering::Relaxed));
-                    if timeouts.read.is_some_and(|r| now >= last + r) {
+                    if timeouts
+                        .read
+                        .and_then(|r| last.checked_add(r))
+                        .is_some_and(|idle| now >= idle)
+                    {
                         return Err(err(TransportErrorKind::Timeout(TimeoutKind::Read)));
                     }
                 }
@@ -422,13 +427,27 @@ impl Response {
         TransportError::new(kind, self.method.clone(), self.url.clone())
     }
 
-    /// The next chunk of the body, or `None` at its end.
+    /// The length the server announced (`Content-Length`), if any.
+    pub fn announced_length(&self) -> Option<u64> {
+        self.headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    }
+
+    /// The next chunk of the body, or `None` at its end. The total timeout bounds the whole
+    /// body: a server that sends without pause is cut at the deadline too.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
-            let wait = match (self.read_timeout, self.deadline) {
-                (Some(r), Some(d)) => Some((Instant::now() + r).min(d)),
-                (Some(r), None) => Some(Instant::now() + r),
-                (None, d) => d,
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.error(TransportErrorKind::Timeout(TimeoutKind::Total)));
+            }
+            let idle = self
+                .read_timeout
+                .and_then(|r| Instant::now().checked_add(r));
+            let wait = match (idle, self.deadline) {
+                (Some(r), Some(d)) => Some(r.min(d)),
+                (r, d) => r.or(d),
             };
             let frame = match wait {
                 None => self.body.frame().await,
@@ -461,18 +480,26 @@ impl Response {
         }
     }
 
-    /// The whole body in memory.
-    pub async fn bytes(mut self) -> Result<Bytes, TransportError> {
+    /// The whole body in memory, at most `limit` bytes: a longer body (announced or sent) is a
+    /// [`TransportErrorKind::TooLarge`] error as soon as it is known, before it is all read.
+    pub async fn bytes_limited(mut self, limit: u64) -> Result<Bytes, TransportError> {
+        let too_large = |r: &Response| r.error(TransportErrorKind::TooLarge { limit });
+        if self.announced_length().is_some_and(|n| n > limit) {
+            return Err(too_large(&self));
+        }
         let mut out = BytesMut::new();
         while let Some(chunk) = self.chunk().await? {
+            if (out.len() as u64).saturating_add(chunk.len() as u64) > limit {
+                return Err(too_large(&self));
+            }
             out.extend_from_slice(&chunk);
         }
         Ok(out.freeze())
     }
 
-    /// The body as text (lossy UTF-8).
-    pub async fn text(self) -> Result<String, TransportError> {
-        let bytes = self.bytes().await?;
+    /// The body as text (lossy UTF-8), at most `limit` bytes.
+    pub async fn text_limited(self, limit: u64) -> Result<String, TransportError> {
+        let bytes = self.bytes_limited(limit).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -30,6 +30,8 @@ pub mod http;
 pub mod keepalive;
 pub mod launch;
 pub mod retry;
+pub mod safe_fs;
+pub mod text;
 pub mod timeouts;
 
 pub use checksum::{Checksum, ChecksumError, ChecksumHasher};

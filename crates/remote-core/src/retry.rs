@@ -51,9 +51,11 @@ impl Retryable for TransportError {
                 502..=504 => Disposition::Transient,
                 _ => Disposition::Definite,
             },
-            TransportErrorKind::Protocol | TransportErrorKind::WorkerForbidden => {
-                Disposition::Definite
-            }
+            TransportErrorKind::Protocol
+            | TransportErrorKind::InvalidUrl
+            | TransportErrorKind::Launch
+            | TransportErrorKind::TooLarge { .. }
+            | TransportErrorKind::WorkerForbidden => Disposition::Definite,
         }
     }
     fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
