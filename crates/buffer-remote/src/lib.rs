@@ -26,7 +26,7 @@ pub use error::BufferError;
 pub use folder::BufferFolder;
 pub use remote::{ActiveBuffers, BufferRemote};
 pub use seamless_remote_core::{Checksum, ChecksumError};
-pub use stream::{Encoding, Progress};
+pub use stream::{Encoding, Progress, Spooled};
 
 /// The checksum of the empty buffer.
 pub const EMPTY_CHECKSUM: Checksum = Checksum::from_bytes([

@@ -31,6 +31,7 @@ use seamless_remote_core::Checksum;
 use crate::client::BufferClient;
 use crate::error::BufferError;
 use crate::folder::BufferFolder;
+use crate::stream::{Spooled, VerifiedSource};
 use crate::trivial::trivial_buffer;
 use crate::BufferLength;
 
@@ -292,19 +293,41 @@ impl ActiveBuffers {
     /// order. A source that fails (dead server, corrupt copy) is skipped with a warning; if no
     /// source has the buffer and one failed, that failure is returned (the buffer may be there).
     pub async fn get_buffer(&self, checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
+        match self.get_buffer_spooled(checksum, u64::MAX).await? {
+            Some(Spooled::Memory(b)) => Ok(Some(b)),
+            // Unreachable with an unbounded memory budget; read it back to be safe.
+            Some(Spooled::File { mut file, .. }) => {
+                use std::io::Read;
+                let mut out = Vec::new();
+                file.read_to_end(&mut out)
+                    .map_err(|e| BufferError::output("(temporary file)", e))?;
+                Ok(Some(Bytes::from(out)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// As [`ActiveBuffers::get_buffer`], held in memory up to `max_in_memory` bytes and in an
+    /// unnamed temporary file beyond: for a buffer that must be verified before it is passed on
+    /// (to stdout, a device), whatever its size.
+    pub async fn get_buffer_spooled(
+        &self,
+        checksum: &Checksum,
+        max_in_memory: u64,
+    ) -> Result<Option<Spooled>, BufferError> {
         if let Some(b) = trivial_buffer(checksum) {
-            return Ok(Some(b));
+            return Ok(Some(Spooled::Memory(b)));
         }
         let mut first_failure = None;
         for folder in &self.read_folders {
-            match folder.get(checksum).await {
+            match folder.get_spooled(checksum, max_in_memory).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),
             }
         }
         for server in &self.read_servers {
-            match server.get(checksum).await {
+            match server.get_spooled(checksum, max_in_memory).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),

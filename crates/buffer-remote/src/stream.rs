@@ -364,6 +364,103 @@ impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
     }
 }
 
+/// A verified buffer: in memory, or (above the caller's bound) in an unnamed temporary file
+/// that disappears when it is dropped, whatever happens to the process.
+#[derive(Debug)]
+pub enum Spooled {
+    /// The bytes.
+    Memory(Bytes),
+    /// A temporary file holding the bytes, rewound to its start.
+    File {
+        /// The file.
+        file: std::fs::File,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl Spooled {
+    /// The length of the buffer.
+    pub fn len(&self) -> u64 {
+        match self {
+            Spooled::Memory(b) => b.len() as u64,
+            Spooled::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Collects a buffer in memory up to `max_in_memory` bytes, then in an unnamed temporary file.
+pub(crate) struct SpoolSink {
+    max_in_memory: u64,
+    memory: BytesMut,
+    file: Option<std::fs::File>,
+    written: u64,
+}
+
+impl SpoolSink {
+    pub(crate) fn new(max_in_memory: u64) -> Self {
+        SpoolSink {
+            max_in_memory,
+            memory: BytesMut::new(),
+            file: None,
+            written: 0,
+        }
+    }
+
+    pub(crate) fn finish(self) -> std::io::Result<Spooled> {
+        use std::io::Seek;
+        Ok(match self.file {
+            None => Spooled::Memory(self.memory.freeze()),
+            Some(mut file) => {
+                file.flush()?;
+                file.rewind()?;
+                Spooled::File {
+                    file,
+                    len: self.written,
+                }
+            }
+        })
+    }
+}
+
+impl Sink for SpoolSink {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        self.memory.clear();
+        self.file = None;
+        self.written = 0;
+        Ok(())
+    }
+    async fn write(&mut self, data: &Bytes) -> std::io::Result<()> {
+        if self.file.is_none()
+            && (self.memory.len() as u64).saturating_add(data.len() as u64) > self.max_in_memory
+        {
+            let mut file = tempfile::tempfile()?;
+            file.write_all(&self.memory)?;
+            self.memory = BytesMut::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => {
+                let (file, data) = (file.try_clone()?, data.clone());
+                tokio::task::spawn_blocking(move || (&file).write_all(&data))
+                    .await
+                    .map_err(std::io::Error::other)??;
+            }
+            None => self.memory.extend_from_slice(data),
+        }
+        self.written += data.len() as u64;
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        self.written
+    }
+}
+
 /// A place buffers are read from, verified, into any sink; gives the three ways to receive a
 /// buffer (memory, a caller's writer, a file) once for every kind of source.
 pub(crate) trait VerifiedSource {
@@ -380,6 +477,20 @@ pub(crate) trait VerifiedSource {
             .fill(checksum, &mut sink)
             .await?
             .then(|| sink.0.freeze()))
+    }
+
+    async fn get_spooled(
+        &self,
+        checksum: &Checksum,
+        max_in_memory: u64,
+    ) -> Result<Option<Spooled>, crate::BufferError> {
+        let mut sink = SpoolSink::new(max_in_memory);
+        if !self.fill(checksum, &mut sink).await? {
+            return Ok(None);
+        }
+        sink.finish()
+            .map(Some)
+            .map_err(|e| crate::BufferError::output("(temporary file)", e))
     }
 
     async fn get_writer<W: AsyncWrite + Unpin>(

@@ -7,7 +7,11 @@
 
 use std::path::Path;
 
+use seamless_remote_core::safe_fs::{read_text_capped, Accept};
 use seamless_remote_core::Checksum;
+
+/// The largest checksum file read (a checksum, comments and blank lines): 64 KiB.
+pub const CHECKSUM_FILE_CAP: u64 = 64 * 1024;
 
 use crate::exit::{CliError, Code};
 
@@ -22,13 +26,22 @@ pub fn parse(arg: &str) -> Result<Checksum, CliError> {
         return Ok(cs);
     }
     let path = Path::new(arg);
-    if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::new(
+    let shown = seamless_remote_core::text::escape(arg);
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(CliError::new(
                 Code::InvalidChecksum,
-                format!("Cannot read checksum file '{arg}': {e}"),
-            )
-        })?;
+                format!("'{shown}' is a directory, not a checksum or a checksum file"),
+            ));
+        }
+        // A regular file or a pipe (`<(echo $cs)`, `/dev/stdin`), at most CHECKSUM_FILE_CAP.
+        let text =
+            read_text_capped(path, CHECKSUM_FILE_CAP, Accept::RegularOrPipe).map_err(|e| {
+                CliError::new(
+                    Code::InvalidChecksum,
+                    format!("Cannot read checksum file '{shown}': {e}"),
+                )
+            })?;
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
@@ -36,22 +49,31 @@ pub fn parse(arg: &str) -> Result<Checksum, CliError> {
             .collect();
         return match lines.as_slice() {
             [one] => compact(one).parse::<Checksum>().map_err(|e| {
-                CliError::new(Code::InvalidChecksum, format!("Invalid checksum file '{arg}': {e}"))
+                CliError::new(
+                    Code::InvalidChecksum,
+                    format!(
+                        "Invalid checksum file '{shown}': {}",
+                        seamless_remote_core::text::escape(&e.to_string())
+                    ),
+                )
             }),
             [] => Err(CliError::new(
                 Code::InvalidChecksum,
-                format!("Invalid checksum file '{arg}': it holds no checksum"),
+                format!("Invalid checksum file '{shown}': it holds no checksum"),
             )),
             _ => Err(CliError::new(
                 Code::InvalidChecksum,
-                format!("Invalid checksum file '{arg}': it holds {} lines, expected exactly one checksum", lines.len()),
+                format!("Invalid checksum file '{shown}': it holds {} lines, expected exactly one checksum", lines.len()),
             )),
         };
     }
     Err(match literal {
         Err(e) => CliError::new(
             Code::InvalidChecksum,
-            format!("{e} (and no file of that name exists)"),
+            format!(
+                "{} (and no file of that name exists)",
+                seamless_remote_core::text::escape(&e.to_string())
+            ),
         ),
         Ok(_) => CliError::new(Code::InvalidChecksum, "invalid checksum"),
     })
@@ -105,5 +127,32 @@ mod tests {
         // `.CHECKSUM` is not appended.
         let stem = dir.path().join("good");
         assert!(parse(stem.to_str().unwrap()).is_err());
+        // A directory, a device, an oversized (sparse) file: clear errors, nothing read.
+        let e = parse(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("is a directory"), "{}", e.message);
+        let e = parse("/dev/zero").unwrap_err();
+        assert!(e.message.contains("character device"), "{}", e.message);
+        let sparse = dir.path().join("sparse");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(6 << 30)
+            .unwrap();
+        let e = parse(sparse.to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("larger than"), "{}", e.message);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any argument gives a checksum or a clear error, never a panic.
+        #[test]
+        fn any_argument_is_a_checksum_or_a_clear_error(arg in "\\PC{0,80}") {
+            match parse(&arg) {
+                Ok(cs) => proptest::prop_assert_eq!(cs.to_hex().len(), 64),
+                Err(e) => {
+                    proptest::prop_assert_eq!(e.code, Code::InvalidChecksum);
+                    proptest::prop_assert!(!e.message.chars().any(|c| c.is_control()));
+                }
+            }
+        }
     }
 }

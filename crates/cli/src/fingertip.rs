@@ -29,6 +29,10 @@ use crate::stores::{buffer_error, Stores};
 /// How deep inputs and transformation dicts are fingertipped.
 pub const MAX_DEPTH: usize = 8;
 
+/// The most candidate transformations tried in one fingertip run, all depths together (a
+/// database that answers thousands of candidates does not make us send thousands of requests).
+pub const MAX_CANDIDATES: usize = 100;
+
 /// Finds or recomputes `checksum`.
 pub async fn fingertip(stores: &Stores, checksum: &Checksum) -> Result<Option<Bytes>, CliError> {
     let mut backend = Backend::default();
@@ -75,6 +79,14 @@ fn find<'a>(
             .unwrap_or_default();
         tracing::info!(%checksum, candidates = candidates.len(), "fingertip");
         for tf in candidates {
+            if backend.tried >= MAX_CANDIDATES {
+                tracing::warn!(
+                    %checksum,
+                    "gave up after {MAX_CANDIDATES} candidate transformations"
+                );
+                break;
+            }
+            backend.tried += 1;
             match recompute_from(stores, checksum, &tf, depth, visiting, backend).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {}
@@ -163,6 +175,8 @@ async fn recompute_from(
 #[derive(Default)]
 struct Backend {
     temp: Option<TempJobserver>,
+    /// Candidate transformations tried so far (capped by [`MAX_CANDIDATES`]).
+    tried: usize,
 }
 
 struct TempJobserver {

@@ -22,7 +22,7 @@ use seamless_buffer_remote::trivial::trivial_buffer;
 
 use args::Args;
 use exit::{CliError, Code};
-use stores::{buffer_error, Tool};
+use stores::Tool;
 
 fn init_tracing(args: &Args) {
     let level = if args.debug {
@@ -62,22 +62,60 @@ pub fn main_with(tool: Tool) -> ExitCode {
             return ExitCode::from(Code::Other as u8);
         }
     };
-    let result = runtime.block_on(run(tool, &args));
+    let result = runtime.block_on(until_signal(run(tool, &args)));
     seamless_remote_core::close_all();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("{program}: {e}");
             ExitCode::from(e.code as u8)
         }
+        Err(signal) => {
+            // The run was dropped: its temporary files are gone. Do not wait for a launcher
+            // thread that may still be polling a service.
+            runtime.shutdown_background();
+            eprintln!(
+                "{program}: interrupted by {}; nothing was written",
+                signal.name
+            );
+            ExitCode::from(signal.exit_code)
+        }
+    }
+}
+
+/// A signal that ended a run.
+struct Interrupted {
+    name: &'static str,
+    exit_code: u8,
+}
+
+/// Runs `fut` until it ends or SIGINT, SIGTERM or SIGHUP arrives; on a signal `fut` is dropped
+/// (so a partial `--output` temporary file is removed) and the conventional exit code (128 + the
+/// signal number) is returned.
+async fn until_signal<T>(fut: impl std::future::Future<Output = T>) -> Result<T, Interrupted> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return Ok(fut.await);
+    };
+    tokio::select! {
+        r = fut => Ok(r),
+        _ = int.recv() => Err(Interrupted { name: "SIGINT", exit_code: 130 }),
+        _ = term.recv() => Err(Interrupted { name: "SIGTERM", exit_code: 143 }),
+        _ = hup.recv() => Err(Interrupted { name: "SIGHUP", exit_code: 129 }),
     }
 }
 
 async fn run(tool: Tool, args: &Args) -> Result<(), CliError> {
     let checksum = checksum_arg::parse(&args.checksum)?;
+    // The output is looked at before anything is launched or downloaded.
+    let target = args.output.as_deref().map(output::prepare).transpose()?;
     // Trivial checksums need no store at all.
     if let Some(b) = trivial_buffer(&checksum) {
-        return deliver(args, &b);
+        return deliver(target.as_ref(), &b);
     }
     let stores = stores::setup(tool, args)?;
     if !stores.buffers.has_any_read_source() {
@@ -89,22 +127,12 @@ async fn run(tool: Tool, args: &Args) -> Result<(), CliError> {
             ),
         ));
     }
-    match &args.output {
-        Some(path) => {
-            if output::fetch_to_file(&stores.buffers, &checksum, path).await? {
-                return Ok(());
-            }
-        }
-        None => {
-            if let Some(b) = stores
-                .buffers
-                .get_buffer(&checksum)
-                .await
-                .map_err(buffer_error)?
-            {
-                return output::print_stdout(&b);
-            }
-        }
+    let found = match &target {
+        Some(target) => output::fetch_to(&stores.buffers, &checksum, target).await?,
+        None => output::fetch_to_stdout(&stores.buffers, &checksum).await?,
+    };
+    if found {
+        return Ok(());
     }
     let not_found = || {
         CliError::new(
@@ -119,7 +147,7 @@ async fn run(tool: Tool, args: &Args) -> Result<(), CliError> {
         return Err(not_found());
     }
     match fingertip::fingertip(&stores, &checksum).await? {
-        Some(b) => deliver(args, &b),
+        Some(b) => deliver(target.as_ref(), &b),
         None => Err(CliError::new(
             Code::NotFound,
             format!("{checksum} was found in none of the buffer stores ({}), and no known transformation recomputes it", stores.source),
@@ -127,9 +155,9 @@ async fn run(tool: Tool, args: &Args) -> Result<(), CliError> {
     }
 }
 
-fn deliver(args: &Args, buffer: &bytes::Bytes) -> Result<(), CliError> {
-    match &args.output {
-        Some(path) => output::write_file(path, buffer),
+fn deliver(target: Option<&output::OutputTarget>, buffer: &bytes::Bytes) -> Result<(), CliError> {
+    match target {
+        Some(target) => output::write_to(target, buffer),
         None => output::print_stdout(buffer),
     }
 }

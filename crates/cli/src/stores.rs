@@ -54,23 +54,46 @@ pub struct Stores {
 /// Maps a buffer error to what the user reads and the exit code.
 pub fn buffer_error(e: BufferError) -> CliError {
     let code = match &e {
-        BufferError::Integrity { .. } => Code::Integrity,
-        BufferError::Partial { source, .. } if source.is_integrity() => Code::Integrity,
-        BufferError::Io { .. } => Code::Output,
+        e if e.is_integrity() => Code::Integrity,
+        BufferError::Output { .. } => Code::Output,
         BufferError::Config(_) => Code::NoStore,
-        BufferError::Transport(t) if matches!(t.kind(), TransportErrorKind::Protocol) => {
-            Code::NoStore
-        }
-        BufferError::Transport(_) | BufferError::Malformed { .. } | BufferError::Partial { .. } => {
+        BufferError::Transport(t) => transport_code(t),
+        BufferError::Io { .. } | BufferError::Malformed { .. } | BufferError::Partial { .. } => {
             Code::Unreachable
         }
         _ => Code::Other,
     };
-    let message = match code {
-        Code::Unreachable => format!("cannot reach a buffer store: {e}"),
+    let message = match (code, &e) {
+        (Code::Unreachable, BufferError::Transport(_)) => {
+            format!("cannot reach a buffer store: {e}")
+        }
+        (Code::Unreachable, _) => format!("a buffer store failed: {e}"),
+        (_, BufferError::Transport(t)) if matches!(t.kind(), TransportErrorKind::Launch) => {
+            launch_message(t)
+        }
         _ => e.to_string(),
     };
     CliError::new(code, message)
+}
+
+/// The exit code of a transport failure: the configuration's fault (a bad URL, a service that
+/// cannot be launched, a worker process) is 5; a peer's (unreachable, not HTTP, too large an
+/// answer) is 6.
+pub fn transport_code(t: &seamless_remote_core::TransportError) -> Code {
+    match t.kind() {
+        TransportErrorKind::InvalidUrl
+        | TransportErrorKind::Launch
+        | TransportErrorKind::WorkerForbidden => Code::NoStore,
+        _ => Code::Unreachable,
+    }
+}
+
+/// A launch failure as the user reads it: the launcher's own message, once.
+pub fn launch_message(t: &seamless_remote_core::TransportError) -> String {
+    match std::error::Error::source(t) {
+        Some(source) => format!("cannot launch a service: {source}"),
+        None => t.to_string(),
+    }
 }
 
 /// Client options of a one-shot program: no healthcheck before the first request (the request

@@ -112,17 +112,22 @@ pub fn description(
 ) -> LaunchDescription {
     let rename = |s: &str| s.replacen("daskserver", "daskfront", 1);
     let key = rename(&dask.key);
-    let quote = shlex_quote;
-    let command = format!(
-        "{} {} --status-file {} --port-range {} {} --host {} --timeout {}",
-        quote(python),
+    let argv: Vec<String> = vec![
+        python.to_string(),
         program_path(),
-        format_args!("~/.remote-http-launcher/server/{key}.json"),
-        dask.port_start.unwrap_or(0),
-        dask.port_end.unwrap_or(0),
-        quote(dask.network_interface.as_deref().unwrap_or("127.0.0.1")),
-        dask.timeout,
-    );
+        "--status-file".into(),
+        format!("~/.remote-http-launcher/server/{key}.json"),
+        "--port-range".into(),
+        dask.port_start.unwrap_or(0).to_string(),
+        dask.port_end.unwrap_or(0).to_string(),
+        "--host".into(),
+        dask.network_interface
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        "--timeout".into(),
+        dask.timeout.to_string(),
+    ];
+    let command = seamless_remote_core::config::display_command(&argv);
     let parameters = json!({
         "scheduler_address": info.scheduler_address_on_host,
         "workers": info.cores,
@@ -135,6 +140,7 @@ pub fn description(
     LaunchDescription {
         service: Service::DaskFront,
         key,
+        argv,
         command,
         workdir: "/tmp".into(),
         file_parameters: Some(parameters),
@@ -146,13 +152,6 @@ pub fn description(
     }
 }
 
-/// A shell word for `s`.
-fn shlex_quote(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|c| c.into_owned())
-        .unwrap_or_else(|_| s.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +160,7 @@ mod tests {
         LaunchDescription {
             service: Service::Daskserver,
             key: "daskserver-local-rw-demo".into(),
+            argv: vec!["seamless-dask-wrapper".into()],
             command: "seamless-dask-wrapper ...".into(),
             workdir: "/tmp".into(),
             network_interface: Some("127.0.0.1".into()),
@@ -217,8 +217,21 @@ mod tests {
     }
 
     #[test]
-    fn quoting() {
-        assert_eq!(shlex_quote("python3"), "python3");
-        assert_eq!(shlex_quote("/a b/python"), "'/a b/python'");
+    fn the_interpreter_is_one_argument() {
+        let desc = dask_desc();
+        let conn = Connection {
+            hostname: "127.0.0.1".into(),
+            port: 5355,
+            raw: serde_json::Map::new(),
+            outcome: seamless_remote_core::launch::Outcome::Launched,
+        };
+        let info = DaskInfo::derive(&desc, &conn);
+        let front = description(&desc, &info, &RemoteClients::default(), "/a b/python; x");
+        assert_eq!(front.argv[0], "/a b/python; x");
+        assert!(
+            front.command.starts_with("'/a b/python; x' "),
+            "{}",
+            front.command
+        );
     }
 }

@@ -69,7 +69,7 @@ impl ClientRegistry {
                     .ok()
                     .and_then(|v| v.trim().parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(Duration::from_secs_f64)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
                 ClientRegistry::new(interval)
             })

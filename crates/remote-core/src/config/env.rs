@@ -106,6 +106,17 @@ impl RemoteClients {
         let mut out = Vec::new();
         for (i, e) in self.buffer.iter().enumerate() {
             let url = e.remote_url.clone();
+            if let Some(u) = &url {
+                check_url(&format!("buffer[{i}].remote_url"), u)?;
+            }
+            if e.remote_directory
+                .as_deref()
+                .is_some_and(|d| d.trim().is_empty())
+            {
+                return Err(ConfigError::RemoteClients(format!(
+                    "buffer[{i}].remote_directory is empty (it would be the current directory); leave it out or name a directory"
+                )));
+            }
             let dir = e.remote_directory.as_deref().map(expand_tilde);
             if url.is_none() && dir.is_none() {
                 return Err(ConfigError::RemoteClients(
@@ -157,6 +168,7 @@ impl RemoteClients {
                         format!("database[{i}] needs 'remote_url'")
                     })
                 })?;
+                check_url(&format!("database[{i}].remote_url"), &url)?;
                 Ok(DatabaseStore {
                     name: format!("extern-db-{i}"),
                     url,
@@ -165,6 +177,22 @@ impl RemoteClients {
             })
             .collect()
     }
+}
+
+/// A store URL must be `http(s)://host[:port][/path]`: no `#fragment` or query (which would
+/// silently change what is requested), no control characters.
+fn check_url(what: &str, url: &str) -> Result<(), ConfigError> {
+    crate::client::normalize_base_url(url)
+        .map(|_| ())
+        .map_err(|e| {
+            let why = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
+            ConfigError::RemoteClients(format!(
+                "{what} '{}': {why}",
+                crate::text::escape(&crate::text::redact_url(url))
+            ))
+        })
 }
 
 /// `SEAMLESS_CACHE` as the reference normalises it: trimmed, `~` expanded, absolute; empty = unset.

@@ -58,15 +58,98 @@ impl LoadOptions {
     }
 }
 
+/// The deepest nesting accepted in a configuration file (real files nest 4 or 5 levels).
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Reads a configuration file: a regular file (or a pipe) of at most
+/// [`CONFIG_FILE_CAP`](crate::safe_fs::CONFIG_FILE_CAP), nested at most [`MAX_YAML_DEPTH`]
+/// levels, so that a hostile or broken file fails fast.
 fn read_yaml(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    use crate::safe_fs::{read_text_capped, Accept, CONFIG_FILE_CAP};
+    let text =
+        read_text_capped(path, CONFIG_FILE_CAP, Accept::RegularOrPipe).map_err(|source| {
+            ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    parse_yaml(&text).map_err(|detail| ConfigError::Yaml {
         path: path.to_path_buf(),
-        source,
-    })?;
-    serde_yaml::from_str(&text).map_err(|e| ConfigError::Yaml {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail,
     })
+}
+
+/// Parses YAML text after a cheap nesting check ([`MAX_YAML_DEPTH`]).
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    let depth = yaml_depth(text);
+    if depth > MAX_YAML_DEPTH {
+        return Err(format!(
+            "nested {depth} levels deep; at most {MAX_YAML_DEPTH} are accepted"
+        ));
+    }
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// An upper estimate of the nesting depth of YAML text: block levels (indentation and `- `
+/// items) plus flow levels (`[` and `{`), ignoring comments. Quoted brackets may overcount,
+/// which only matters for files that nest deeply already.
+fn yaml_depth(text: &str) -> usize {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut deepest = 0;
+    // Flow collections may span lines.
+    let mut flow = 0usize;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        while indents.last().is_some_and(|&i| i >= indent) {
+            indents.pop();
+        }
+        indents.push(indent);
+        let mut rest = body;
+        let mut dashes = 0;
+        while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+            dashes += 1;
+            rest = r.trim_start();
+        }
+        let mut max_flow = flow;
+        for c in rest.chars() {
+            match c {
+                '#' => break,
+                '[' | '{' => {
+                    flow += 1;
+                    max_flow = max_flow.max(flow);
+                }
+                ']' | '}' => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest = deepest.max(indents.len() + dashes + max_flow);
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn deep_yaml_fails_fast() {
+        assert_eq!(yaml_depth("a:\n  b:\n    c: 1\n"), 3);
+        assert!(yaml_depth("- [1, {a: [2]}]") >= 4);
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let e = parse_yaml(&deep).unwrap_err();
+        assert!(e.contains("at most 64"), "{e}");
+        let multiline = "[\n".repeat(1000);
+        assert!(parse_yaml(&multiline).is_err());
+        let mut block = String::new();
+        for i in 0..200 {
+            block += &format!("{}k{i}:\n", " ".repeat(i));
+        }
+        assert!(parse_yaml(&block).is_err());
+    }
 }
 
 /// Cluster files: `clusters.yaml`, then `clusters/*.yaml` sorted by name. An empty file is
@@ -334,7 +417,7 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
         ("project", &options.project),
         ("subproject", &options.subproject),
     ] {
-        if let Some(v) = v {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             validate_name(what, v)?;
         }
     }

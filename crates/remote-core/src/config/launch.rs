@@ -87,7 +87,12 @@ pub struct LaunchDescription {
     pub service: Service,
     /// The state-file basename.
     pub key: String,
-    /// The command line (a shell string, as the reference's).
+    /// The program and its arguments, passed to `exec` as they are (never split or given to a
+    /// shell): what the launcher runs.
+    #[serde(skip)]
+    pub argv: Vec<String>,
+    /// The command line for people and for comparison with the reference's description
+    /// ([`display_command`] of `argv`); never parsed.
     pub command: String,
     /// The service's working directory (`~` not expanded: it may be on another host).
     pub workdir: String,
@@ -144,6 +149,31 @@ impl LaunchDescription {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+}
+
+/// `argv` as one line: words with spaces or shell characters are single-quoted (a leading `~/`
+/// stays unquoted, as in the reference's command strings). For display only.
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| {
+            let special = w.is_empty()
+                || w.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || "'\"\\$`;&|<>(){}*?[]!#".contains(c)
+                });
+            if special {
+                shlex::try_quote(w)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| format!("{w:?}"))
+            } else {
+                w.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn words(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
 fn status_file(key: &str) -> String {
@@ -232,6 +262,7 @@ impl Config {
                 cur.cluster,
                 trim(&format!("{}{stage_part}", d.p))
             ),
+            argv: Vec::new(),
             command: String::new(),
             workdir: String::new(),
             network_interface: None,
@@ -311,24 +342,40 @@ impl Config {
         desc.network_interface = ni.clone();
         (desc.port_start, desc.port_end) = ports;
         desc.conda = conda.clone().map(Some);
-        let mut cmd = match service {
-            Service::Hashserver => String::from("hashserver"),
-            _ => String::from("seamless-database"),
-        };
+        // A database binds 0.0.0.0 unless told otherwise: one launched for the local cluster
+        // stays on loopback unless the cluster names a network interface.
+        let local = self.clusters.local_cluster.as_deref() == Some(clus.name.as_str());
+        let host = ni
+            .clone()
+            .or_else(|| (local && service == Service::Database).then(|| "127.0.0.1".to_string()));
+        let mut argv = words(&[match service {
+            Service::Hashserver => "hashserver",
+            _ => "seamless-database",
+        }]);
         if let (Some(a), Some(b)) = ports {
-            cmd += &format!(" --port-range {a} {b}");
+            argv.extend(["--port-range".into(), a.to_string(), b.to_string()]);
         }
-        cmd += &format!(" --status-file {}", status_file(&desc.key));
-        if let Some(ni) = ni {
-            cmd += &format!(" --host {ni}");
+        argv.extend(["--status-file".into(), status_file(&desc.key)]);
+        if let Some(host) = host {
+            argv.extend(["--host".into(), host]);
         }
-        cmd += &format!(" --timeout {SERVICE_TIMEOUT}");
-        let writable = if readonly { "" } else { " --writable" };
-        cmd += &match service {
-            Service::Hashserver => format!(" {}{writable}", desc.workdir),
-            _ => format!("{writable} {}/seamless.db", desc.workdir),
-        };
-        desc.command = cmd;
+        argv.extend(["--timeout".into(), SERVICE_TIMEOUT.to_string()]);
+        match service {
+            Service::Hashserver => {
+                argv.push(desc.workdir.clone());
+                if !readonly {
+                    argv.push("--writable".into());
+                }
+            }
+            _ => {
+                if !readonly {
+                    argv.push("--writable".into());
+                }
+                argv.push(format!("{}/seamless.db", desc.workdir));
+            }
+        }
+        desc.command = display_command(&argv);
+        desc.argv = argv;
         Ok(desc)
     }
 
@@ -368,13 +415,21 @@ impl Config {
             m.insert("record".into(), Value::Bool(self.record));
         }
         desc.file_parameters = Some(params);
-        desc.command = format!(
-            "seamless-jobserver --workers {workers} --port-range {} {} --status-file {} --host {} --timeout {SERVICE_TIMEOUT}",
-            j.port_start,
-            j.port_end,
+        desc.argv = vec![
+            "seamless-jobserver".into(),
+            "--workers".into(),
+            workers.to_string(),
+            "--port-range".into(),
+            j.port_start.to_string(),
+            j.port_end.to_string(),
+            "--status-file".into(),
             status_file(&desc.key),
-            j.network_interface
-        );
+            "--host".into(),
+            j.network_interface.clone(),
+            "--timeout".into(),
+            SERVICE_TIMEOUT.to_string(),
+        ];
+        desc.command = display_command(&desc.argv);
         Ok(desc)
     }
 
@@ -509,14 +564,20 @@ impl Config {
         put("extra_dask_config", q.extra_dask_config.clone());
         put("record", Some(json!(self.record)));
         desc.file_parameters = Some(Value::Object(p));
-        desc.command = format!(
-            "seamless-dask-wrapper {} --port-range {} {} --status-file {} --host {} --timeout {SERVICE_TIMEOUT}",
-            kind.cluster_string(),
-            ds.port_start,
-            ds.port_end,
+        desc.argv = vec![
+            "seamless-dask-wrapper".into(),
+            kind.cluster_string().into(),
+            "--port-range".into(),
+            ds.port_start.to_string(),
+            ds.port_end.to_string(),
+            "--status-file".into(),
             status_file(&desc.key),
-            ds.network_interface
-        );
+            "--host".into(),
+            ds.network_interface.clone(),
+            "--timeout".into(),
+            SERVICE_TIMEOUT.to_string(),
+        ];
+        desc.command = display_command(&desc.argv);
         Ok(desc)
     }
 }

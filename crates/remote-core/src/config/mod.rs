@@ -25,7 +25,7 @@ use std::path::PathBuf;
 pub use cluster::{Cluster, ClusterType, Clusters};
 pub use env::{RemoteClientEntry, RemoteClients};
 pub use files::{load, LoadOptions};
-pub use launch::{Handshake, LaunchDescription, Service};
+pub use launch::{display_command, Handshake, LaunchDescription, Service};
 pub use select::{Config, Current, Delegation, Execution, PlanStep, Remote};
 
 /// What is wrong with a configuration, with the file, key or variable to look at.
@@ -89,14 +89,48 @@ pub enum ConfigError {
     RemoteClients(String),
 }
 
-/// Checks a cluster, project, stage or substage name as the reference does (`--`, `STAGE-` and
-/// `/` are not allowed; a subproject may contain `/`).
+/// The longest cluster, project, stage or substage name (a subproject: each `/` part).
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Checks a cluster, project, stage or substage name. These names become directories and launch
+/// keys, so beyond the reference's rules (`--`, `STAGE-` and `/` are not allowed; a subproject
+/// may contain `/` between parts) a name is not empty, not `.` or `..` (nor is a subproject
+/// part), has no whitespace or control character (NUL included) and at most [`MAX_NAME_LEN`]
+/// characters.
 pub fn validate_name(what: &'static str, value: &str) -> Result<(), ConfigError> {
     let bad = |why| ConfigError::InvalidName {
         what,
-        value: value.to_string(),
+        value: crate::text::escape(value),
         why,
     };
+    if value.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(bad("it cannot contain control characters"));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(bad("it cannot contain whitespace"));
+    }
+    let parts: Vec<&str> = if what == "subproject" {
+        value.split('/').collect()
+    } else {
+        vec![value]
+    };
+    for part in parts {
+        if part == ".." || part == "." {
+            return Err(bad("it cannot be or contain '.' or '..' as a path part"));
+        }
+        if part.is_empty() {
+            return Err(bad("it cannot start or end with '/' or contain '//'"));
+        }
+        if part.chars().count() > MAX_NAME_LEN {
+            return Err(bad("it is longer than 100 characters"));
+        }
+        if part.contains('\\') {
+            return Err(bad("it cannot contain '\\'"));
+        }
+    }
     if value.contains("--") {
         return Err(bad("it cannot contain '--'"));
     }

@@ -172,13 +172,27 @@ impl Config {
                     .into(),
             )
         })?;
-        Ok(Current {
+        let current = Current {
             cluster,
             project,
             subproject: normalize(&self.subproject),
             stage: normalize(&self.stage),
             substage: normalize(&self.substage),
-        })
+        };
+        // Names become directories and launch keys: checked before anything is launched,
+        // wherever they came from (files, command line, API).
+        super::validate_name("cluster", &current.cluster)?;
+        super::validate_name("project", &current.project)?;
+        for (what, v) in [
+            ("subproject", &current.subproject),
+            ("stage", &current.stage),
+            ("substage", &current.substage),
+        ] {
+            if let Some(v) = v {
+                super::validate_name(what, v)?;
+            }
+        }
+        Ok(current)
     }
 
     /// The selected queue of `cluster`, if it is still valid.

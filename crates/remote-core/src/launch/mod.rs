@@ -195,6 +195,16 @@ fn http_ok(host: &str, port: u16, path: &str, timeout: Duration) -> bool {
         .is_some_and(|s| (200..300).contains(&s))
 }
 
+/// The `pid` of a state file: a positive process id in the range of `pid_t`; anything else
+/// (negative, zero, `pid + 2^32`, not a number) is no pid, never wrapped.
+fn pid_of(state: &Map<String, Value>) -> Option<i32> {
+    state
+        .get("pid")
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 0)
+}
+
 fn port_open(host: &str, port: u16) -> bool {
     (host, port)
         .to_socket_addrs()
@@ -210,10 +220,22 @@ fn handshake_target(h: &Handshake) -> (&str, &str) {
     }
 }
 
+/// The last `lines` lines of a log (at most its last 64 KiB are read), control characters
+/// escaped.
 fn log_tail(path: &std::path::Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::{Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let Ok(mut file) = crate::safe_fs::open_checked(path, crate::safe_fs::Accept::RegularOnly)
+    else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+    let mut raw = Vec::new();
+    let _ = file.take(TAIL).read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    crate::text::escape_lines(&all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
 impl Launcher {
@@ -296,14 +318,10 @@ impl Launcher {
             return Ok(c);
         }
         let lock_path = self.dirs.lock_file(&key);
-        std::fs::create_dir_all(self.dirs.root.join("server"))
+        crate::safe_fs::create_private_dir(&self.dirs.root.join("server"))
             .map_err(io("creating", self.dirs.root.join("server")))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("opening", &lock_path))?;
+        let lock =
+            crate::safe_fs::create_private(&lock_path, false).map_err(io("opening", &lock_path))?;
         lock.lock().map_err(io("locking", &lock_path))?;
         // Another process may have finished a launch while we waited for the lock.
         if let Some(c) = self.reuse_client_file(desc) {
@@ -361,9 +379,9 @@ impl Launcher {
                 return self.launch(desc, side);
             };
             let status = server.get("status").and_then(Value::as_str).unwrap_or("");
-            let pid = server.get("pid").and_then(Value::as_i64).map(|p| p as i32);
+            let pid = pid_of(&server);
             match (status, pid) {
-                ("running", Some(p)) if side.pid_dead(p, &server) => {
+                ("running", Some(p)) if side.pid_dead(key, p, &server) => {
                     // Dead: no need to probe its port.
                     side.remove_server(key);
                 }
@@ -378,7 +396,7 @@ impl Launcher {
                     side.stop(key, pid);
                     side.remove_server(key);
                 }
-                ("starting", Some(p)) if !side.pid_dead(p, &server) => {
+                ("starting", Some(p)) if !side.pid_dead(key, p, &server) => {
                     self.say(&format!(
                         "Waiting for {key} (being started by another process)..."
                     ));
@@ -470,18 +488,21 @@ impl Launcher {
         let name = desc.service.name();
         self.say(&format!("Launch {name}..."));
         let started = Instant::now();
-        let argv: Vec<String> = shlex::split(&desc.command)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| LaunchError::Invalid {
+        // The argument vector goes to `exec` as it is: a value with spaces or shell characters
+        // stays one argument.
+        if desc.argv.first().is_none_or(|p| p.is_empty()) {
+            return Err(LaunchError::Invalid {
                 key: desc.key.clone(),
-                reason: format!("the command cannot be parsed: {}", desc.command),
-            })?;
+                reason: "the description has no program to run".into(),
+            });
+        }
+        let argv = &desc.argv;
         // `~` is the service host's home: expanded here for a local launch, by
         // rhl-launch-service on a remote host.
         let argv: Vec<String> = if desc.hostname.is_none() {
             argv.iter().map(|a| self.dirs.expand(a)).collect()
         } else {
-            argv
+            argv.clone()
         };
         side.start(desc, &argv)?;
         let server = self.monitor(desc, side)?;
@@ -525,9 +546,8 @@ impl Launcher {
                         }
                         _ => {}
                     }
-                    let pid = m.get("pid").and_then(Value::as_i64).map(|p| p as i32);
-                    if let Some(pid) = pid {
-                        if side.pid_dead(pid, m) {
+                    if let Some(pid) = pid_of(m) {
+                        if side.pid_dead(key, pid, m) {
                             // Give a dying service a moment to write `failed`; then report its log.
                             let since = *dead_since.get_or_insert_with(Instant::now);
                             if since.elapsed() > Duration::from_secs(1) {
@@ -546,11 +566,7 @@ impl Launcher {
                 None => {}
             }
             if last_change.elapsed() > self.timeouts.no_progress {
-                let pid = last
-                    .as_ref()
-                    .and_then(|m| m.get("pid"))
-                    .and_then(Value::as_i64)
-                    .map(|p| p as i32);
+                let pid = last.as_ref().and_then(pid_of);
                 side.stop(key, pid);
                 return Err(self.failed(
                     desc,
@@ -609,7 +625,7 @@ impl Launcher {
             client.insert("parameters".into(), p.clone());
         }
         let path = self.dirs.client_file(&desc.key);
-        write_atomic(&path, &Value::Object(client.clone()), 0o600).map_err(io("writing", &path))?;
+        write_atomic(&path, &Value::Object(client.clone())).map_err(io("writing", &path))?;
         crate::client_debug!(key = %desc.key, ?outcome, %port, "launcher: done");
         Ok(Connection {
             hostname: host,
@@ -640,10 +656,7 @@ impl Launcher {
     pub fn stop_service(&self, desc: &LaunchDescription) {
         let side = self.side(desc);
         if let Some(server) = side.read_server(&desc.key) {
-            side.stop(
-                &desc.key,
-                server.get("pid").and_then(Value::as_i64).map(|p| p as i32),
-            );
+            side.stop(&desc.key, pid_of(&server));
         }
         remove(&self.dirs.client_file(&desc.key));
     }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::state::{read_object, remove, write_atomic, StateDirs};
+use super::state::{
+    parse_object, read_object, remove, write_atomic, write_bytes_atomic, StateDirs,
+};
 use super::{http_ok, log_tail, port_open, sys, LaunchError};
 use crate::config::LaunchDescription;
 
@@ -19,8 +21,9 @@ pub(crate) trait Side {
     fn read_server(&self, key: &str) -> Option<Map<String, Value>>;
     /// Removes the server state file.
     fn remove_server(&self, key: &str);
-    /// Whether `pid` (of `server`) is known to be dead.
-    fn pid_dead(&self, pid: i32, server: &Map<String, Value>) -> bool;
+    /// Whether `pid` (of `server`, the state of `key`) is known to be dead, or to be another
+    /// process than the service.
+    fn pid_dead(&self, key: &str, pid: i32, server: &Map<String, Value>) -> bool;
     /// Stops the service (SIGINT, SIGTERM, SIGKILL) and marks it stale.
     fn stop(&self, key: &str, pid: Option<i32>);
     /// Whether the port answers a TCP connect, from the service's host.
@@ -58,11 +61,22 @@ fn stop_pid(pid: i32) {
     }
 }
 
+/// A value as one shell word.
+fn shell_word(s: &str) -> String {
+    shlex::try_quote(s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| "''".into())
+}
+
 /// Whether the server file was written for our uid (so its pid is a process we can see).
 fn uid_is_ours(server: &Map<String, Value>) -> bool {
     use std::os::unix::fs::MetadataExt;
     let ours = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    server.get("uid").and_then(Value::as_u64).map(|u| u as u32) == ours
+    server
+        .get("uid")
+        .and_then(Value::as_u64)
+        .and_then(|u| u32::try_from(u).ok())
+        == ours
 }
 
 impl Side for LocalSide<'_> {
@@ -74,18 +88,29 @@ impl Side for LocalSide<'_> {
         remove(&self.dirs.server_file(key));
     }
 
-    fn pid_dead(&self, pid: i32, server: &Map<String, Value>) -> bool {
-        uid_is_ours(server) && !sys::pid_alive(pid)
+    fn pid_dead(&self, key: &str, pid: i32, server: &Map<String, Value>) -> bool {
+        // A live pid that is not the service (reused by another process) counts as dead.
+        uid_is_ours(server) && !(sys::pid_alive(pid) && sys::is_service(pid, Some(key)))
     }
 
     fn stop(&self, key: &str, pid: Option<i32>) {
         if let Some(p) = pid {
-            stop_pid(p);
+            // Only the service itself is signalled: our uid, and its command line names its
+            // state file.
+            if sys::is_service(p, Some(key)) {
+                stop_pid(p);
+            } else if sys::pid_alive(p) {
+                tracing::warn!(
+                    pid = p,
+                    key,
+                    "not stopped: the pid of the state file is another process"
+                );
+            }
         }
         let path = self.dirs.server_file(key);
         if let Some(mut server) = read_object(&path) {
             server.insert("status".into(), json!("stale"));
-            let _ = write_atomic(&path, &Value::Object(server), 0o644);
+            let _ = write_atomic(&path, &Value::Object(server));
         }
     }
 
@@ -118,9 +143,21 @@ impl Side for LocalSide<'_> {
                 reason: format!("the workdir {} is not absolute", desc.workdir),
             });
         }
+        if workdir
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(LaunchError::Invalid {
+                key: key.clone(),
+                reason: format!("the workdir {} must not contain '..'", desc.workdir),
+            });
+        }
         std::fs::create_dir_all(&workdir).map_err(io("creating the workdir", workdir.clone()))?;
         let log_path = self.dirs.log_file(key);
-        let log = std::fs::File::create(&log_path).map_err(io("creating", log_path.clone()))?;
+        crate::safe_fs::create_private_dir(&self.dirs.root.join("server"))
+            .map_err(io("creating", self.dirs.root.join("server")))?;
+        let log = crate::safe_fs::create_private(&log_path, true)
+            .map_err(io("creating", log_path.clone()))?;
         let log2 = log.try_clone().map_err(io("opening", log_path.clone()))?;
         let mut command = match desc
             .conda
@@ -134,17 +171,24 @@ impl Side for LocalSide<'_> {
                 c
             }
             Some(env) => {
+                // Every value that reaches the shell is one quoted word: the environment name,
+                // the conda script from the state directory, each argument.
                 let source = read_object(&self.dirs.root.join("conda-setup.json"))
                     .and_then(|m| {
                         m.get("conda_source")
                             .and_then(Value::as_str)
-                            .map(str::to_string)
+                            .map(shell_word)
                     })
                     .unwrap_or_else(|| "\"$(conda info --base)/etc/profile.d/conda.sh\"".into());
-                let inner = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
+                let inner = argv
+                    .iter()
+                    .map(|a| shell_word(a))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let mut c = Command::new("bash");
                 c.arg("-lc").arg(format!(
-                    "source {source} && conda activate {env} && exec {inner}"
+                    "source {source} && conda activate {} && exec {inner}",
+                    shell_word(env)
                 ));
                 c
             }
@@ -182,7 +226,7 @@ impl Side for LocalSide<'_> {
             starting["parameters"] = p.clone();
         }
         let server_path = self.dirs.server_file(key);
-        write_atomic(&server_path, &starting, 0o644).map_err(io("writing", server_path.clone()))
+        write_atomic(&server_path, &starting).map_err(io("writing", server_path.clone()))
     }
 
     fn poll(&self) -> Duration {
@@ -191,16 +235,14 @@ impl Side for LocalSide<'_> {
 
     fn install(&self, path: &str, contents: &[u8]) -> Result<(), String> {
         let path = PathBuf::from(self.dirs.expand(path));
-        if std::fs::read(&path).is_ok_and(|have| have == contents) {
+        let cap = contents.len() as u64;
+        if crate::safe_fs::read_capped(&path, cap, crate::safe_fs::Accept::RegularOnly)
+            .is_ok_and(|have| have == contents)
+        {
             return Ok(());
         }
-        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(fail)?;
-        }
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, contents).map_err(fail)?;
-        std::fs::rename(&tmp, &path).map_err(fail)
+        write_bytes_atomic(&path, contents)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
 
@@ -313,13 +355,10 @@ impl Side for SshSide {
         } else {
             self.bash(&format!("cat {}", Self::key_file(key, "json")))
         };
-        if !ok {
+        if !ok || out.len() as u64 > crate::safe_fs::STATE_FILE_CAP {
             return None;
         }
-        match serde_json::from_str(&out) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        }
+        parse_object(out.as_bytes())
     }
 
     fn remove_server(&self, key: &str) {
@@ -330,7 +369,7 @@ impl Side for SshSide {
         };
     }
 
-    fn pid_dead(&self, pid: i32, _server: &Map<String, Value>) -> bool {
+    fn pid_dead(&self, _key: &str, pid: i32, _server: &Map<String, Value>) -> bool {
         if self.has_helpers() {
             !self.helper(&["rhl-pid-alive", &pid.to_string()]).0
         } else {
@@ -342,8 +381,10 @@ impl Side for SshSide {
         if self.has_helpers() {
             let _ = self.helper(&["rhl-stop", key]);
         } else if let Some(pid) = pid {
+            // Only the service: our uid's process whose command line names its state file.
+            let marker = remote_word(&format!("{key}.json"));
             let _ = self.bash(&format!(
-                "for s in INT TERM KILL; do kill -$s {pid} 2>/dev/null || exit 0; for i in $(seq 50); do kill -0 {pid} 2>/dev/null || exit 0; sleep 0.1; done; done"
+                "[ -O /proc/{pid} ] && tr '\\0' ' ' < /proc/{pid}/cmdline | grep -qF -- {marker} || exit 0\nfor s in INT TERM KILL; do kill -$s {pid} 2>/dev/null || exit 0; for i in $(seq 50); do kill -0 {pid} 2>/dev/null || exit 0; sleep 0.1; done; done"
             ));
         }
     }

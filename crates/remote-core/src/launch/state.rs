@@ -71,25 +71,41 @@ impl StateDirs {
     }
 }
 
-/// Reads a JSON object; `None` if the file is missing or not an object.
+/// Reads a JSON object; `None` if the file is missing, not a regular file, larger than
+/// [`STATE_FILE_CAP`](crate::safe_fs::STATE_FILE_CAP), or not an object.
 pub fn read_object(path: &Path) -> Option<Map<String, Value>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    match serde_json::from_str(&text) {
+    let raw = crate::safe_fs::read_capped(
+        path,
+        crate::safe_fs::STATE_FILE_CAP,
+        crate::safe_fs::Accept::RegularOnly,
+    )
+    .ok()?;
+    parse_object(&raw)
+}
+
+/// A state file's contents as a JSON object, if they are one.
+pub fn parse_object(raw: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(raw) {
         Ok(Value::Object(m)) => Some(m),
         _ => None,
     }
 }
 
-/// Writes `value` atomically (temporary file in the same directory, then rename), with `mode`.
-pub fn write_atomic(path: &Path, value: &Value, mode: u32) -> std::io::Result<()> {
+/// Writes `value` atomically and privately: a new temporary file (0600, created exclusively, so
+/// never through a planted link) in the same directory (created 0700), renamed over `path` (a
+/// link at `path` is replaced, its target untouched).
+pub fn write_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
+    write_bytes_atomic(path, value.to_string().as_bytes())
+}
+
+/// As [`write_atomic`], for bytes.
+pub fn write_bytes_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    crate::safe_fs::create_private_dir(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(value.to_string().as_bytes())?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    crate::safe_fs::make_private(tmp.as_file())?;
+    tmp.write_all(contents)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -103,8 +119,8 @@ pub fn remove(path: &Path) {
 pub fn port_of(m: &Map<String, Value>, name: &str) -> Option<u16> {
     m.get(name)
         .and_then(Value::as_u64)
-        .filter(|p| (1..=65535).contains(p))
-        .map(|p| p as u16)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
 }
 
 /// The `*_port` / `*-port` entries of a server file (e.g. `dashboard_port`).

@@ -45,6 +45,34 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// Whether `pid` is the service of `key`: a live process of our uid whose command line names
+/// the service's state file (`<key>.json`, the `--status-file` argument every launched service
+/// gets). Without a key, the uid alone decides.
+pub(crate) fn is_service(pid: i32, key: Option<&str>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if pid <= 0 || !pid_alive(pid) {
+        return false;
+    }
+    let proc_dir = format!("/proc/{pid}");
+    let (Ok(theirs), Ok(ours)) = (
+        std::fs::metadata(&proc_dir).map(|m| m.uid()),
+        std::fs::metadata("/proc/self").map(|m| m.uid()),
+    ) else {
+        return false;
+    };
+    if theirs != ours {
+        return false;
+    }
+    let Some(key) = key else { return true };
+    let Ok(cmdline) = std::fs::read(format!("{proc_dir}/cmdline")) else {
+        return false;
+    };
+    let marker = format!("{key}.json");
+    cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg.windows(marker.len()).any(|w| w == marker.as_bytes()))
+}
+
 /// Services launched by this process stay our children until we exit: keep their handles so
 /// that a dead one is reaped (not mistaken for alive as a zombie), and only those.
 static CHILDREN: std::sync::Mutex<Vec<std::process::Child>> = std::sync::Mutex::new(Vec::new());
