@@ -109,6 +109,21 @@ fn rust_launch(example: &Example, project: &str, case: &Value) -> Value {
     v
 }
 
+/// The reference's description with our one deliberate change (SECURITY.md, class 2): a
+/// database launched on this machine without a `network_interface` binds 127.0.0.1, where the
+/// reference lets it bind 0.0.0.0.
+fn ours(reference: &Value) -> Value {
+    let mut v = reference.clone();
+    let command = v["command"].as_str().unwrap_or_default().to_string();
+    if command.starts_with("seamless-database ")
+        && !command.contains(" --host ")
+        && v.get("hostname").is_none()
+    {
+        v["command"] = json!(command.replacen(" --timeout ", " --host 127.0.0.1 --timeout ", 1));
+    }
+    v
+}
+
 #[test]
 fn launch_descriptions_equal_the_reference() {
     let example = Example::new();
@@ -143,7 +158,7 @@ fn launch_descriptions_equal_the_reference() {
     assert_eq!(reference.len(), cases.len());
     for (case, want) in cases.iter().zip(reference) {
         let got = rust_launch(&example, "project", case);
-        assert_eq!(&got, want, "case {case}");
+        assert_eq!(&got, &ours(want), "case {case}");
     }
 
     // The inline `clusters:` project.
@@ -168,7 +183,7 @@ fn launch_descriptions_equal_the_reference() {
     {
         assert_eq!(
             &rust_launch(&example, "inline-project", case),
-            want,
+            &ours(want),
             "inline case {case}"
         );
     }
@@ -325,7 +340,7 @@ fn seamless_cache_mode_equals_the_reference() {
         .unwrap();
         let mut got = desc.to_json();
         got["status_file"] = json!(desc.status_file());
-        assert_eq!(&got, want, "SEAMLESS_CACHE case {case}");
+        assert_eq!(&got, &ours(want), "SEAMLESS_CACHE case {case}");
     }
 }
 

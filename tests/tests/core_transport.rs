@@ -40,7 +40,7 @@ async fn get_ok(client: &RemoteClient, path: &str) -> Result<Bytes, TransportErr
         .execute(|| async {
             let response = client.send(&spec).await?;
             if response.status().is_success() {
-                response.bytes_limited(1 << 20).await
+                response.bytes_limited(64 << 20).await
             } else {
                 Err(response.into_status_error().await)
             }

@@ -96,9 +96,10 @@ fn bad_base_urls_are_clear_errors() {
         ("http://", "not a valid URL"),
         ("http:///path", "URL"),
         ("http://h/?x=1", "query"),
+        ("http://h:5100/#frag", "fragment"),
     ] {
         let err = RemoteClient::new(url).unwrap_err();
-        assert_eq!(err.kind(), &TransportErrorKind::Protocol, "{url}: {err}");
+        assert_eq!(err.kind(), &TransportErrorKind::InvalidUrl, "{url}: {err}");
         assert!(err.to_string().contains(why), "{url}: {err}");
     }
 }
