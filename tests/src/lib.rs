@@ -5,6 +5,8 @@
 //! * [`process`]: child processes that are always stopped (SIGTERM, then SIGKILL), free loopback
 //!   ports, and waiting for `/healthcheck`.
 //! * [`services`]: start a real hashserver (and later database, jobserver) on a free loopback port.
+//! * [`hostile`]: a hostile HTTP peer (endless, oversized and lying answers, compression
+//!   bombs, control bytes, no HTTP at all), standing for a broken or malicious store.
 //! * [`proxy`]: a fault-injection TCP proxy placed in front of a real service: it can refuse,
 //!   reset after N bytes, stall, corrupt a byte, or answer 503, and it counts the requests it saw.
 //!
@@ -12,6 +14,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod hostile;
 pub mod launchenv;
 pub mod process;
 pub mod proxy;

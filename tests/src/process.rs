@@ -193,3 +193,90 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::
         }
     }
 }
+
+/// How a child run by [`run_measured`] ended.
+#[derive(Debug)]
+pub struct Measured {
+    /// The exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Its stderr (lossy UTF-8).
+    pub stderr: String,
+    /// Its peak resident memory, KiB: the highest `VmHWM` of its own program seen while it ran
+    /// (sampled every 20 ms). `wait4`'s `ru_maxrss` is not used: it counts the memory of the
+    /// test process the child was forked from.
+    pub peak_rss_kib: i64,
+    /// Whether it had to be killed at the time limit.
+    pub killed: bool,
+}
+
+/// Runs `cmd` (stdout as the caller set it, stderr captured) and reports its exit code and peak
+/// memory (see [`Measured::peak_rss_kib`]); past `limit` it is killed (`killed`). For memory
+/// bounds, never for timings.
+pub fn run_measured(mut cmd: Command, limit: Duration) -> Measured {
+    let stderr_file = tempfile::tempfile().unwrap();
+    let child = cmd
+        .stderr(Stdio::from(stderr_file.try_clone().unwrap()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let mut killed = false;
+    let mut peak: i64 = 0;
+    let (status, _usage) = loop {
+        if let Some(hwm) = vm_hwm_kib(pid) {
+            peak = peak.max(hwm);
+        }
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4(2) on our own child, with valid pointers to locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        if r < 0 {
+            panic!("wait4: {}", std::io::Error::last_os_error());
+        }
+        if start.elapsed() > limit && !killed {
+            // SAFETY: kill(2) on our own child that has not been reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The child was reaped by wait4: the handle must not wait for it again.
+    std::mem::forget(child);
+    let mut stderr = String::new();
+    {
+        use std::io::{Read, Seek};
+        let mut f = stderr_file;
+        let _ = f.rewind();
+        let _ = f.take(1 << 20).read_to_string(&mut stderr);
+    }
+    let code = if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else {
+        None
+    };
+    Measured {
+        code,
+        stderr,
+        peak_rss_kib: peak,
+        killed,
+    }
+}
+
+/// `VmHWM` (peak resident set of the current program image) of a live process, KiB.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

@@ -282,7 +282,7 @@ impl BufferClient {
                 }
                 let url = response.url().to_string();
                 let limit = self.announced_length(checksum, &response).await?;
-                match receive(response, checksum, limit, &mut **sink).await {
+                match receive(response, checksum, Some(limit), &mut **sink).await {
                     Ok(got) => Ok(Fetched::Received { got, url }),
                     Err(e) if sink.written() > 0 && sink.reset().await.is_err() => {
                         Err(BufferError::Partial {
@@ -299,30 +299,34 @@ impl BufferClient {
     }
 
     /// How many decoded bytes the body of `response` may hold: its `Content-Length` when it is
-    /// sent as it is, else what `/buffer-length` says (a compressed or chunked body); `None`
-    /// when neither is known (then only the checksum check at the end guards it).
+    /// sent as it is, else what `/buffer-length` says (a compressed or chunked body). A body
+    /// whose length nobody announces is refused ([`BufferError::Malformed`]): every read from a
+    /// server is bounded.
     async fn announced_length(
         &self,
         checksum: &Checksum,
         response: &Response,
-    ) -> Result<Option<u64>, BufferError> {
-        if response_encoding(response)? == Encoding::Identity {
+    ) -> Result<u64, BufferError> {
+        let encoding = response_encoding(response)?;
+        if encoding == Encoding::Identity {
             if let Some(n) = response.announced_length() {
-                return Ok(Some(n));
+                return Ok(n);
             }
         }
-        Ok(
-            match self.buffer_lengths(std::slice::from_ref(checksum)).await {
-                Ok(lengths) => match lengths.first() {
-                    Some(BufferLength::Known(n)) => Some(*n),
-                    _ => None,
-                },
-                Err(e) => {
-                    tracing::debug!(error = %e, "no /buffer-length for a compressed answer");
-                    None
-                }
-            },
-        )
+        let asked = self.buffer_lengths(std::slice::from_ref(checksum)).await;
+        match asked.as_deref() {
+            Ok([BufferLength::Known(n)]) => Ok(*n),
+            _ => Err(BufferError::Malformed {
+                url: response.url().to_string(),
+                detail: format!(
+                    "a {encoding:?} body of unknown length (no Content-Length, and /buffer-length gives no length: {}); refused",
+                    match &asked {
+                        Ok(v) => format!("{v:?}"),
+                        Err(e) => e.to_string(),
+                    }
+                ),
+            }),
+        }
     }
 
     fn refuse_if_readonly(

@@ -147,7 +147,14 @@ impl BufferFolder {
                 let size = file.metadata().await.ok().map(|m| m.len());
                 let limit = match encoding {
                     Encoding::Identity => size,
-                    _ => self.sidecar_length(checksum, &path).await,
+                    _ => match self.sidecar_length(checksum, &path).await {
+                        Some(n) => Some(n),
+                        None => {
+                            // Its decoded size is announced nowhere: never decoded blindly.
+                            tracing::warn!(path = %path.display(), "skipped: a compressed buffer without its .BUFFERLENGTH");
+                            continue;
+                        }
+                    },
                 };
                 let got = pump(encoding, size, limit, &mut FileSource(file), sink)
                     .await

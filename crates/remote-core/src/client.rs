@@ -355,8 +355,15 @@ impl RemoteClient {
         let mut response = match auth {
             None => pool.send(&url, spec, &timeouts).await?,
             Some(auth) => {
+                // Errors and messages name the URL with its user and `***`.
+                let shown = self.url().unwrap_or_default();
                 let spec = spec.clone().header(http::header::AUTHORIZATION, auth);
-                pool.send(&url, &spec, &timeouts).await?
+                let mut response = pool
+                    .send(&url, &spec, &timeouts)
+                    .await
+                    .map_err(|e| e.rebase_url(&url, &shown))?;
+                response.rebase_url(&url, &shown);
+                response
             }
         };
         response.hold(permit);

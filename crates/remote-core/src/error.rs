@@ -175,6 +175,14 @@ impl TransportError {
         matches!(self.inner.kind, TransportErrorKind::Timeout(_))
     }
 
+    /// Replaces a leading `from` of the URL with `to` (the base URL as it may be shown).
+    pub(crate) fn rebase_url(mut self, from: &str, to: &str) -> Self {
+        if let Some(rest) = self.inner.url.strip_prefix(from) {
+            self.inner.url = format!("{to}{rest}");
+        }
+        self
+    }
+
     /// Records how many attempts were made and how long they took (set by the retry loop).
     pub fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
         self.inner.attempts = attempts;

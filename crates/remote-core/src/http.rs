@@ -402,6 +402,13 @@ impl Response {
         self.permit = permit;
     }
 
+    /// Replaces a leading `from` of the URL with `to` (the base URL as it may be shown).
+    pub(crate) fn rebase_url(&mut self, from: &str, to: &str) {
+        if let Some(rest) = self.url.strip_prefix(from) {
+            self.url = format!("{to}{rest}");
+        }
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
