@@ -71,12 +71,7 @@ impl HostileServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
-            rules: Mutex::new(
-                rules
-                    .into_iter()
-                    .map(|(p, a)| (p.to_string(), a))
-                    .collect(),
-            ),
+            rules: Mutex::new(rules.into_iter().map(|(p, a)| (p.to_string(), a)).collect()),
             ..State::default()
         });
         let st = state.clone();
@@ -134,9 +129,7 @@ async fn skip_body(conn: &mut TcpStream, head: &str) -> std::io::Result<()> {
     let mut rest = len.min(16 << 20);
     let mut buf = vec![0u8; 64 * 1024];
     while rest > 0 {
-        let n = conn
-            .read(&mut buf[..rest.min(64 * 1024) as usize])
-            .await?;
+        let n = conn.read(&mut buf[..rest.min(64 * 1024) as usize]).await?;
         if n == 0 {
             break;
         }

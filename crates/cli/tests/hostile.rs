@@ -56,14 +56,22 @@ fn run(c: Command) -> Measured {
         m.peak_rss_kib,
         m.stderr
     );
-    assert!(!m.stderr.contains('\x1b'), "raw ESC on stderr: {:?}", m.stderr);
+    assert!(
+        !m.stderr.contains('\x1b'),
+        "raw ESC on stderr: {:?}",
+        m.stderr
+    );
     assert!(!m.stderr.contains("panicked"), "{}", m.stderr);
     m
 }
 
 fn expect(m: &Measured, code: i32, needle: &str) {
     assert_eq!(m.code, Some(code), "stderr: {}", m.stderr);
-    assert!(m.stderr.contains(needle), "expected {needle:?} in: {}", m.stderr);
+    assert!(
+        m.stderr.contains(needle),
+        "expected {needle:?} in: {}",
+        m.stderr
+    );
     assert!(
         m.stderr.trim().lines().count() <= 3,
         "more than a short error: {}",
@@ -183,7 +191,10 @@ async fn malformed_peers_and_server_text_are_clear_errors() {
     let json_flood = HostileServer::start(vec![
         ("GET /buffer-length", Answer::ok(flood.clone())),
         ("GET /has", Answer::ok(flood)),
-        (CS, Answer::Full(200, vec!["Content-Encoding: zstd".into()], vec![1, 2, 3])),
+        (
+            CS,
+            Answer::Full(200, vec!["Content-Encoding: zstd".into()], vec![1, 2, 3]),
+        ),
     ])
     .await;
     let m = run(resolve_with(&json_flood.url(), &[CS], home.path()));
@@ -204,7 +215,11 @@ async fn signals_during_a_transfer_leave_nothing_behind() {
     for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("big.bin");
-        let mut c = resolve_with(&slow.url(), &[CS, "--output", out.to_str().unwrap()], home.path());
+        let mut c = resolve_with(
+            &slow.url(),
+            &[CS, "--output", out.to_str().unwrap()],
+            home.path(),
+        );
         c.stderr(Stdio::piped());
         let child = c.spawn().unwrap();
         // Wait until the temporary file has grown: the transfer is under way.
@@ -224,7 +239,11 @@ async fn signals_during_a_transfer_leave_nothing_behind() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains("interrupted"), "{stderr}");
-        assert_eq!(leftovers(out_dir.path()), Vec::<String>::new(), "signal {signal}");
+        assert_eq!(
+            leftovers(out_dir.path()),
+            Vec::<String>::new(),
+            "signal {signal}"
+        );
     }
 }
 
@@ -268,7 +287,10 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
     std::os::unix::fs::symlink(&existing, &link).unwrap();
     let m = resolve(&[&cs, "-o", link.to_str().unwrap()]);
     assert_eq!(m.code, Some(0), "{}", m.stderr);
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(std::fs::read(&existing).unwrap(), data);
     let mode = std::fs::metadata(&existing).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
@@ -276,13 +298,20 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
     // Devices are written into, never replaced; a full device is exit 8.
     let m = resolve(&[&cs, "-o", "/dev/null"]);
     assert_eq!(m.code, Some(0), "{}", m.stderr);
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device_like());
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device_like());
     let m = resolve(&[&cs, "-o", "/dev/full"]);
     expect(&m, 8, "Cannot write output file '/dev/full'");
 
     // A FIFO gets the exact bytes.
     let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let reader = {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
@@ -290,7 +319,10 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
     let m = resolve(&[&cs, "-o", fifo.to_str().unwrap()]);
     assert_eq!(m.code, Some(0), "{}", m.stderr);
     assert_eq!(reader.join().unwrap(), data);
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo_like());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo_like());
 
     // A directory is refused before anything is asked of the store.
     let hostile = HostileServer::start(vec![]).await;
@@ -364,11 +396,19 @@ async fn hostile_checksum_files_are_clear_errors() {
         .unwrap()
         .set_len(6 << 30)
         .unwrap();
-    expect(&resolve(sparse.to_str().unwrap()), 3, "larger than 65536 bytes");
+    expect(
+        &resolve(sparse.to_str().unwrap()),
+        3,
+        "larger than 65536 bytes",
+    );
 
     // A FIFO that never ends: read up to the cap, then a clear error.
     let fifo = dir.path().join("endless");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -383,7 +423,11 @@ async fn hostile_checksum_files_are_clear_errors() {
             }
         })
     };
-    expect(&resolve(fifo.to_str().unwrap()), 3, "larger than 65536 bytes");
+    expect(
+        &resolve(fifo.to_str().unwrap()),
+        3,
+        "larger than 65536 bytes",
+    );
     writer.join().unwrap();
 
     // A pipe holding a checksum works: process substitution and /dev/stdin.
@@ -405,7 +449,12 @@ async fn hostile_checksum_files_are_clear_errors() {
         writeln!(stdin, "# a comment\n{CS}").unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -448,11 +497,8 @@ async fn hostile_buffer_folder_entries_are_skipped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_in_urls_are_sent_as_basic_auth_and_never_shown() {
     let home = tempfile::tempdir().unwrap();
-    let hostile = HostileServer::start(vec![(
-        CS,
-        Answer::Full(503, vec![], b"try later".to_vec()),
-    )])
-    .await;
+    let hostile =
+        HostileServer::start(vec![(CS, Answer::Full(503, vec![], b"try later".to_vec()))]).await;
     let with_secret = hostile.url().replace("http://", "http://alice:s3cret@");
     for flags in [vec![], vec!["--verbose"], vec!["--debug"]] {
         let mut args = vec![CS];
@@ -466,7 +512,10 @@ async fn secrets_in_urls_are_sent_as_basic_auth_and_never_shown() {
     assert!(!heads.is_empty());
     for head in heads {
         // base64("alice:s3cret")
-        assert!(head.contains("authorization: Basic YWxpY2U6czNjcmV0"), "{head}");
+        assert!(
+            head.contains("authorization: Basic YWxpY2U6czNjcmV0"),
+            "{head}"
+        );
     }
 }
 
