@@ -179,7 +179,10 @@ impl DatabaseClient {
         serde_json::from_str(text).map_err(|e| {
             self.malformed(
                 request,
-                format!("{e}: {}", text.chars().take(200).collect::<String>()),
+                format!(
+                    "{e}: {}",
+                    seamless_remote_core::text::escape(&text.chars().take(200).collect::<String>())
+                ),
             )
         })
     }

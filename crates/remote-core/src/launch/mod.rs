@@ -661,3 +661,71 @@ impl Launcher {
         remove(&self.dirs.client_file(&desc.key));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pids_out_of_range_are_no_pid() {
+        let state = |v: Value| json!({ "pid": v }).as_object().cloned().unwrap_or_default();
+        assert_eq!(pid_of(&state(json!(1234))), Some(1234));
+        assert_eq!(pid_of(&state(json!(1234_i64 + (1 << 32)))), None);
+        assert_eq!(pid_of(&state(json!(-1))), None);
+        assert_eq!(pid_of(&state(json!(0))), None);
+        assert_eq!(pid_of(&state(json!("1234"))), None);
+        assert_eq!(pid_of(&state(json!(1.5e300))), None);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,16}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("pid".to_string()),
+                        Just("port".to_string()),
+                        Just("status".to_string()),
+                        Just("dashboard_port".to_string()),
+                        "[a-z_-]{1,10}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Any state file (arbitrary bytes or JSON) parses to a map or nothing, and its pid and
+        /// ports are in range or absent, never a panic or a wrapped value.
+        #[test]
+        fn state_files_never_panic(raw in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200).boxed(),
+            json_value().prop_map(|v| v.to_string().into_bytes()).boxed(),
+        ]) {
+            if let Some(m) = state::parse_object(&raw) {
+                if let Some(p) = pid_of(&m) {
+                    prop_assert!(p > 0);
+                }
+                if let Some(p) = port_of(&m, "port") {
+                    prop_assert!(p > 0);
+                }
+                for (k, _) in extra_ports(&m) {
+                    prop_assert!(port_of(&m, &k).is_some());
+                }
+            }
+        }
+    }
+}
