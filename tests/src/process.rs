@@ -202,8 +202,9 @@ pub struct Measured {
     /// Its stderr (lossy UTF-8).
     pub stderr: String,
     /// Its peak resident memory, KiB: the highest `VmHWM` of its own program seen while it ran
-    /// (sampled every 20 ms). `wait4`'s `ru_maxrss` is not used: it counts the memory of the
-    /// test process the child was forked from.
+    /// (sampled every 5 ms: a run shorter than that reports what it had at the first sample; a
+    /// growing one is always seen). `wait4`'s `ru_maxrss` is not used: on Linux it includes the
+    /// memory of the test process the child was spawned from (`vfork` shares it until `exec`).
     pub peak_rss_kib: i64,
     /// Whether it had to be killed at the time limit.
     pub killed: bool,
@@ -244,7 +245,7 @@ pub fn run_measured(mut cmd: Command, limit: Duration) -> Measured {
             }
             killed = true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     };
     // The child was reaped by wait4: the handle must not wait for it again.
     std::mem::forget(child);

@@ -55,7 +55,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  usage error
   3  invalid checksum (argument or checksum file)
   4  not found anywhere (fingertip: and not recomputable)
-  5  no buffer store configured, or invalid configuration
-  6  a buffer store could not be reached
+  5  no buffer store configured, invalid configuration, or a service cannot be launched
+  6  a buffer store could not be reached, or failed (malformed or oversized answer)
   7  integrity failure (a store returned bytes that do not match the checksum)
-  8  cannot write the output";
+  8  cannot write the output
+  129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM (nothing is left behind)";

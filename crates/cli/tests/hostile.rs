@@ -48,7 +48,13 @@ fn resolve_with(url: &str, args: &[&str], home: &Path) -> Command {
 }
 
 fn run(c: Command) -> Measured {
+    let what = format!("{:?}", c.get_args().collect::<Vec<_>>());
     let m = run_measured(c, Duration::from_secs(120));
+    // For the record (SECURITY.md's table): `cargo test --test hostile -- --nocapture`.
+    eprintln!(
+        "measured {what}: exit {:?}, peak RSS {} KiB",
+        m.code, m.peak_rss_kib
+    );
     assert!(!m.killed, "the run had to be killed: {}", m.stderr);
     assert!(
         m.peak_rss_kib < RSS_BOUND_KIB,
@@ -123,23 +129,17 @@ async fn endless_lying_and_bomb_bodies_are_cut_in_bounded_memory() {
     expect(&m, 7, "integrity error");
 
     // A zstd bomb (8.6 GB from ~0.5 MB) whose /buffer-length says 11: cut at once.
-    let bomb = HostileServer::start(vec![
+    let bomb = Answer::Full(200, vec!["Content-Encoding: zstd".into()], zstd_bomb(128));
+    let announced = HostileServer::start(vec![
         ("GET /buffer-length", Answer::ok("[11]")),
-        (
-            CS,
-            Answer::Full(200, vec!["Content-Encoding: zstd".into()], zstd_bomb(128)),
-        ),
+        (CS, bomb.clone()),
     ])
     .await;
-    let m = run(resolve_with(&bomb.url(), &[CS], home.path()));
+    let m = run(resolve_with(&announced.url(), &[CS], home.path()));
     expect(&m, 7, "more than the 11 bytes announced");
 
     // The same bomb from a peer that announces no length: refused, nothing decoded.
-    let unannounced = HostileServer::start(vec![(
-        CS,
-        Answer::Full(200, vec!["Content-Encoding: zstd".into()], zstd_bomb(128)),
-    )])
-    .await;
+    let unannounced = HostileServer::start(vec![(CS, bomb)]).await;
     let m = run(resolve_with(&unannounced.url(), &[CS], home.path()));
     expect(&m, 6, "unknown length");
 
