@@ -68,13 +68,20 @@ fn find<'a>(
             .databases
             .get_rev_transformations(checksum)
             .await
-            .map_err(|e| {
-                CliError::new(
+            .map_err(|e| match &e {
+                seamless_database_remote::DatabaseError::Transport(t) => CliError::new(
+                    crate::stores::transport_code(t),
+                    format!(
+                        "cannot ask the database which transformation produces {checksum}: {}",
+                        crate::stores::transport_message(t)
+                    ),
+                ),
+                _ => CliError::new(
                     Code::Unreachable,
                     format!(
                         "cannot ask the database which transformation produces {checksum}: {e}"
                     ),
-                )
+                ),
             })?
             .unwrap_or_default();
         tracing::info!(%checksum, candidates = candidates.len(), "fingertip");
@@ -430,6 +437,13 @@ impl Backend {
             Err(e @ JobserverError::Failed { .. }) => Err(CliError::new(
                 Code::NotFound,
                 format!("recomputation failed: {e}"),
+            )),
+            Err(JobserverError::Transport(t)) => Err(CliError::new(
+                crate::stores::transport_code(&t),
+                format!(
+                    "cannot recompute transformation {tf}: {}",
+                    crate::stores::transport_message(&t)
+                ),
             )),
             Err(e) => Err(CliError::new(
                 Code::Unreachable,

@@ -68,9 +68,7 @@ pub fn buffer_error(e: BufferError) -> CliError {
             format!("cannot reach a buffer store: {e}")
         }
         (Code::Unreachable, _) => format!("a buffer store failed: {e}"),
-        (_, BufferError::Transport(t)) if matches!(t.kind(), TransportErrorKind::Launch) => {
-            launch_message(t)
-        }
+        (_, BufferError::Transport(t)) => transport_message(t),
         _ => e.to_string(),
     };
     CliError::new(code, message)
@@ -93,6 +91,14 @@ pub fn launch_message(t: &seamless_remote_core::TransportError) -> String {
     match std::error::Error::source(t) {
         Some(source) => format!("cannot launch a service: {source}"),
         None => t.to_string(),
+    }
+}
+
+/// A transport failure as the user reads it (a launch failure: the launcher's message).
+pub fn transport_message(t: &seamless_remote_core::TransportError) -> String {
+    match t.kind() {
+        TransportErrorKind::Launch => launch_message(t),
+        _ => t.to_string(),
     }
 }
 

@@ -274,3 +274,41 @@ fn a_pid_from_a_state_file_is_verified_before_it_is_signalled() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[test]
+fn hostile_configuration_files_fail_fast() {
+    if !ready() {
+        return;
+    }
+    let env = Env::new();
+    let clusters = env.home().join(".seamless").join("clusters.yaml");
+    let deep = format!(
+        "local:\n  x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let huge = format!("local:\n  type: local\n  # {}\n", "x".repeat(8 << 20));
+    for (what, contents, needle) in [
+        ("deep", deep.as_str(), "levels"),
+        ("huge", huge.as_str(), "larger than 1048576 bytes"),
+    ] {
+        std::fs::write(&clusters, contents).unwrap();
+        let out = run(&env, RESOLVE, &[MISSING]);
+        assert_eq!(out.status.code(), Some(5), "{what}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{what}: {}", stderr(&out));
+    }
+    // A device or a directory in place of the file.
+    std::fs::remove_file(&clusters).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &clusters).unwrap();
+    let out = run(&env, RESOLVE, &[MISSING]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("character device"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&clusters).unwrap();
+    std::fs::create_dir(&clusters).unwrap();
+    let out = run(&env, RESOLVE, &[MISSING]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}

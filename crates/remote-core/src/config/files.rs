@@ -165,7 +165,8 @@ fn load_home_clusters(home: &Path, raw: &mut RawClusters) -> Result<(), ConfigEr
         more.sort();
         files.extend(more);
     }
-    for file in files.into_iter().filter(|f| f.is_file()) {
+    // A path that exists but is not a regular file (a directory, a device) is a clear error.
+    for file in files.into_iter().filter(|f| f.exists()) {
         match read_yaml(&file)? {
             Value::Null => continue,
             Value::Mapping(m) => raw.update(&m, &file.display().to_string())?,
@@ -208,7 +209,8 @@ fn collect_entries(workdir: &Path) -> Result<Vec<(PathBuf, Value)>, ConfigError>
         let mut inherit = false;
         for name in CONFIG_FILENAMES {
             let path = dir.join(name);
-            if !path.is_file() {
+            // Absent: skipped; present but not a regular file: a clear error from read_yaml.
+            if !path.exists() {
                 continue;
             }
             let Value::Sequence(list) = read_yaml(&path)? else {
