@@ -48,28 +48,28 @@ fn kind_name(ft: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Opens `path` for reading (symlinks followed) without blocking on a FIFO, and checks what it
-/// is: a regular file (or a pipe, if accepted); anything else is an `InvalidInput` error naming
-/// what it is.
+/// Opens `path` for reading (symlinks followed) and checks what it is: a regular file (or a
+/// pipe, if accepted); anything else is an `InvalidInput` error naming what it is. A file that
+/// must be regular is opened without blocking (a FIFO planted in its place cannot hang us); an
+/// accepted pipe is opened as a pipe is, waiting for its writer.
 pub fn open_checked(path: &Path, accept: Accept) -> io::Result<File> {
+    let pipe_ok = accept == Accept::RegularOrPipe
+        && std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+    let flags = if pipe_ok {
+        libc::O_CLOEXEC
+    } else {
+        libc::O_NONBLOCK | libc::O_CLOEXEC
+    };
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(flags)
         .open(path)?;
     let ft = file.metadata()?.file_type();
-    let ok = ft.is_file() || (accept == Accept::RegularOrPipe && ft.is_fifo());
-    if !ok {
-        return Err(invalid(path, kind_name(&ft)));
+    if ft.is_file() || (pipe_ok && ft.is_fifo()) {
+        Ok(file)
+    } else {
+        Err(invalid(path, kind_name(&ft)))
     }
-    if ft.is_fifo() {
-        // Reopen blocking: a pipe is read until its writer closes it (bounded by the cap).
-        drop(file);
-        return OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path);
-    }
-    Ok(file)
 }
 
 /// Reads at most `cap` bytes of `path` (see [`open_checked`]); a longer file is an error
