@@ -91,12 +91,7 @@ impl Env {
     }
 
     /// The configuration of the `dask` stage (see [`Env::with_dask`]) and its launcher.
-    pub fn dask_config(
-        &self,
-    ) -> (
-        seamless_remote_core::config::Config,
-        seamless_remote_core::launch::Launcher,
-    ) {
+    pub fn dask_config(&self) -> (seamless_config::Config, seamless_launcher::Launcher) {
         self.stage_config("dask")
     }
 
@@ -106,11 +101,8 @@ impl Env {
     pub fn stage_config(
         &self,
         stage: &str,
-    ) -> (
-        seamless_remote_core::config::Config,
-        seamless_remote_core::launch::Launcher,
-    ) {
-        let cfg = seamless_remote_core::config::load(&seamless_remote_core::config::LoadOptions {
+    ) -> (seamless_config::Config, seamless_launcher::Launcher) {
+        let cfg = seamless_config::load(&seamless_config::LoadOptions {
             workdir: self.project(),
             home: Some(self.home()),
             stage: Some(stage.into()),
@@ -118,11 +110,10 @@ impl Env {
         })
         .unwrap();
         let scratch = self.home().join("dask-scratch");
-        let launcher = seamless_remote_core::launch::Launcher::new(
-            seamless_remote_core::launch::StateDirs::new(self.home()),
-        )
-        .with_env("PATH", &self.path_env())
-        .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
+        let launcher =
+            seamless_launcher::Launcher::new(seamless_launcher::StateDirs::new(self.home()))
+                .with_env("PATH", &self.path_env())
+                .with_env("DASK_TEMPORARY_DIRECTORY", &scratch.display().to_string());
         (cfg, launcher)
     }
 
@@ -308,17 +299,17 @@ impl Default for Env {
 /// launched clients made by `launcher` (nothing starts before first use), and the activation
 /// options used.
 pub fn launched_stores(
-    cfg: &seamless_remote_core::config::Config,
-    launcher: &seamless_remote_core::launch::Launcher,
+    cfg: &seamless_config::Config,
+    launcher: &seamless_launcher::Launcher,
     options: seamless_remote_core::ClientOptions,
 ) -> (
     seamless_buffer_remote::BufferRemote,
     seamless_database_remote::DatabaseRemote,
-    seamless_remote_core::activation::ActivateOptions,
+    seamless_config::activation::ActivateOptions,
 ) {
     use seamless_buffer_remote::launched::ConfigBufferLauncher;
     use seamless_database_remote::launched::ConfigDatabaseLauncher;
-    let activate = seamless_remote_core::activation::ActivateOptions {
+    let activate = seamless_config::activation::ActivateOptions {
         readonly: false,
         main: Some(cfg.current().unwrap()),
         ..Default::default()

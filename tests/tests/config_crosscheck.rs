@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use seamless_remote_core::config::{self, Config, Current, LoadOptions, PlanStep, RemoteClients};
+use seamless_config::{self as config, Config, Current, LoadOptions, PlanStep, RemoteClients};
 use serde_json::{json, Value};
 
 /// A scratch HOME and project directories made from `tests/fixtures/example-config`, with

@@ -335,7 +335,7 @@ async fn a_daskserver_launched_by_python_is_reused() {
 /// through `ssh -L` tunnels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dask_over_ssh_through_a_tunnel() {
-    use seamless_remote_core::launch::{Launcher, StateDirs};
+    use seamless_launcher::{Launcher, StateDirs};
     use seamless_tests::services::Sshd;
     let venv_bin = seamless_tests::venv::venv_dir().join("bin");
     if !dask_available() {
@@ -380,7 +380,7 @@ async fn dask_over_ssh_through_a_tunnel() {
         format!("- project: {name}\n- cluster: far\n"),
     )
     .unwrap();
-    let cfg = seamless_remote_core::config::load(&seamless_remote_core::config::LoadOptions {
+    let cfg = seamless_config::load(&seamless_config::LoadOptions {
         workdir: project.clone(),
         home: Some(home.clone()),
         ..Default::default()

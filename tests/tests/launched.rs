@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use seamless_config::{self as config, LoadOptions};
 use seamless_jobserver_remote::launched::ConfigJobserverLauncher;
 use seamless_jobserver_remote::{JobserverRemote, RunRequest};
-use seamless_remote_core::config::{self, LoadOptions};
-use seamless_remote_core::launch::{Launcher, StateDirs};
+use seamless_launcher::{Launcher, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry};
 use seamless_tests::launchenv::{alive, kill, launched_stores, Env};
 use seamless_tests::transformation::python;

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use seamless_buffer_remote::BufferClient;
-use seamless_remote_core::config::{self, LoadOptions};
-use seamless_remote_core::launch::{Launcher, Outcome, StateDirs};
+use seamless_config::{self as config, LoadOptions};
+use seamless_launcher::{Launcher, Outcome, StateDirs};
 use seamless_remote_core::{Checksum, ClientOptions, ClientRegistry, RemoteClient};
 use seamless_tests::require;
 use seamless_tests::services::Sshd;
@@ -90,7 +90,7 @@ async fn launch_and_reuse_over_ssh_with_and_without_a_tunnel() {
     };
 
     // Launched on the remote host through rhl-launch-service.
-    let run = |d: seamless_remote_core::config::LaunchDescription| {
+    let run = |d: seamless_config::LaunchDescription| {
         let l = launcher.clone();
         async move {
             tokio::task::spawn_blocking(move || l.run(&d))
@@ -127,7 +127,7 @@ async fn launch_and_reuse_over_ssh_with_and_without_a_tunnel() {
     assert_eq!(third.port, first.port);
 
     // A tunnelled cluster: reached through a local port forwarded by `ssh -L`.
-    let cur_t = seamless_remote_core::config::Current {
+    let cur_t = seamless_config::Current {
         cluster: "tunneled".into(),
         ..cur.clone()
     };
@@ -213,7 +213,7 @@ async fn launch_over_ssh_on_a_host_without_the_helper_programs() {
         tunnel_ports: vec![],
     };
     let launcher = Launcher::new(StateDirs::new(&home)).with_ssh_command(sshd.ssh_command());
-    let run = |d: seamless_remote_core::config::LaunchDescription| {
+    let run = |d: seamless_config::LaunchDescription| {
         let l = launcher.clone();
         async move {
             tokio::task::spawn_blocking(move || l.run(&d))

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use seamless_buffer_remote::BufferClient;
+use seamless_config::{self as config, LoadOptions, RemoteClients};
 use seamless_database_remote::DatabaseClient;
 use seamless_jobserver_remote::JobserverClient;
-use seamless_remote_core::config::{self, LoadOptions, RemoteClients};
 use seamless_remote_core::{Checksum, ClientOptions, RetryPolicy};
 use seamless_tests::hostile::{Answer, HostileServer};
 

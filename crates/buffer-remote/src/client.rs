@@ -147,7 +147,7 @@ impl BufferClient {
         let (status, body) = self.remote.request_bytes(&spec, limit).await?;
         let url = format!("{}{path}", self.name());
         let quote = |n: usize| {
-            seamless_remote_core::text::escape(&String::from_utf8_lossy(&body[..body.len().min(n)]))
+            seamless_safe_io::text::escape(&String::from_utf8_lossy(&body[..body.len().min(n)]))
         };
         if status != StatusCode::OK {
             return Err(BufferError::Malformed {
@@ -521,7 +521,7 @@ fn response_encoding(response: &Response) -> Result<Encoding, BufferError> {
         .map(|v| v.to_str().unwrap_or("(not text)").to_string());
     Encoding::from_header(header.as_deref()).map_err(|detail| BufferError::Malformed {
         url: response.url().to_string(),
-        detail: seamless_remote_core::text::escape(&detail),
+        detail: seamless_safe_io::text::escape(&detail),
     })
 }
 

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use seamless_remote_core::safe_fs::{open_checked, read_text_capped, Accept};
 use seamless_remote_core::Checksum;
+use seamless_safe_io::fs::{open_checked, read_text_capped, Accept};
 
 use crate::error::BufferError;
 use crate::stream::{pump, Encoding, FileSource, Progress, PumpError, Sink, VerifiedSource};

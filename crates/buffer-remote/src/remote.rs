@@ -23,9 +23,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use seamless_remote_core::activation::{launch_keys, KeyScope};
-pub use seamless_remote_core::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
-pub use seamless_remote_core::config::Current as Selection;
+use seamless_config::activation::{launch_keys, KeyScope};
+pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+pub use seamless_config::Current as Selection;
 use seamless_remote_core::Checksum;
 
 use crate::client::BufferClient;
@@ -50,7 +50,7 @@ pub trait BufferLauncher: Send + Sync {
     fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError>;
 
     /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         Vec::new()
     }
 }
@@ -214,9 +214,7 @@ impl BufferRemote {
     }
 
     /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(
-        &self,
-    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         self.launcher
             .as_ref()
             .map(|l| l.inspect())

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use seamless_remote_core::safe_fs::{read_text_capped, Accept};
 use seamless_remote_core::Checksum;
+use seamless_safe_io::fs::{read_text_capped, Accept};
 
 /// The largest checksum file read (a checksum, comments and blank lines): 64 KiB.
 pub const CHECKSUM_FILE_CAP: u64 = 64 * 1024;
@@ -26,7 +26,7 @@ pub fn parse(arg: &str) -> Result<Checksum, CliError> {
         return Ok(cs);
     }
     let path = Path::new(arg);
-    let shown = seamless_remote_core::text::escape(arg);
+    let shown = seamless_safe_io::text::escape(arg);
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.is_dir() {
             return Err(CliError::new(
@@ -53,7 +53,7 @@ pub fn parse(arg: &str) -> Result<Checksum, CliError> {
                     Code::InvalidChecksum,
                     format!(
                         "Invalid checksum file '{shown}': {}",
-                        seamless_remote_core::text::escape(&e.to_string())
+                        seamless_safe_io::text::escape(&e.to_string())
                     ),
                 )
             }),
@@ -72,7 +72,7 @@ pub fn parse(arg: &str) -> Result<Checksum, CliError> {
             Code::InvalidChecksum,
             format!(
                 "{} (and no file of that name exists)",
-                seamless_remote_core::text::escape(&e.to_string())
+                seamless_safe_io::text::escape(&e.to_string())
             ),
         ),
         Ok(_) => CliError::new(Code::InvalidChecksum, "invalid checksum"),

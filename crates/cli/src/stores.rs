@@ -6,14 +6,14 @@ use std::sync::Arc;
 use seamless_buffer_remote::launched::ConfigBufferLauncher;
 use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
 use seamless_buffer_remote::{ActiveBuffers, BufferClient, BufferError, BufferFolder};
+use seamless_config::env::{client_source_from_env, ClientSource};
+use seamless_config::{load, Delegation, LoadOptions, Remote, RemoteClients};
 use seamless_daskserver_remote::DaskserverLaunchedHandle;
 use seamless_database_remote::launched::ConfigDatabaseLauncher;
 use seamless_database_remote::{ActiveDatabases, DatabaseClient, DatabaseRemote};
 use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
 use seamless_jobserver_remote::{ActiveJobservers, JobserverRemote};
-use seamless_remote_core::config::env::{client_source_from_env, ClientSource};
-use seamless_remote_core::config::{load, Delegation, LoadOptions, Remote, RemoteClients};
-use seamless_remote_core::launch::{LaunchedClientInfo, Launcher};
+use seamless_launcher::{LaunchedClientInfo, Launcher};
 use seamless_remote_core::{ClientOptions, TransportErrorKind};
 
 use crate::args::{split_pair, Args};
@@ -150,8 +150,7 @@ pub fn setup(tool: Tool, args: &Args) -> Result<Stores, CliError> {
 }
 
 fn from_remote_clients(tool: Tool, rc: &RemoteClients) -> Result<Stores, CliError> {
-    let bad =
-        |e: seamless_remote_core::config::ConfigError| CliError::new(Code::NoStore, e.to_string());
+    let bad = |e: seamless_config::ConfigError| CliError::new(Code::NoStore, e.to_string());
     let mut folders = Vec::new();
     let mut servers = Vec::new();
     let mut writers = Vec::new();

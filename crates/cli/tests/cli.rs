@@ -562,10 +562,10 @@ async fn binary_is_not_dumped_to_a_terminal() {
 async fn fingertip_from_a_project_stage_uses_its_jobserver() {
     use seamless_buffer_remote::launched::ConfigBufferLauncher;
     use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
+    use seamless_config::{load, LoadOptions};
     use seamless_database_remote::launched::ConfigDatabaseLauncher;
     use seamless_database_remote::DatabaseRemote;
-    use seamless_remote_core::config::{load, LoadOptions};
-    use seamless_remote_core::launch::{Launcher, StateDirs};
+    use seamless_launcher::{Launcher, StateDirs};
     if seamless_tests::venv::bin("hashserver").is_err() {
         assert!(!seamless_tests::venv::services_required());
         return;

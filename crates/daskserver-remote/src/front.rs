@@ -9,8 +9,8 @@
 //! `~/.remote-http-launcher/programs/seamless-dask-front-<sha>.py` on that host; its checksum is
 //! one of the parameters, so a new version of the program relaunches the front.
 
-use seamless_remote_core::config::{Handshake, LaunchDescription, RemoteClients, Service};
-use seamless_remote_core::launch::Connection;
+use seamless_config::{Handshake, LaunchDescription, RemoteClients, Service};
+use seamless_launcher::Connection;
 use seamless_remote_core::Checksum;
 use serde_json::{json, Value};
 
@@ -127,7 +127,7 @@ pub fn description(
         "--timeout".into(),
         dask.timeout.to_string(),
     ];
-    let command = seamless_remote_core::config::display_command(&argv);
+    let command = seamless_config::display_command(&argv);
     let parameters = json!({
         "scheduler_address": info.scheduler_address_on_host,
         "workers": info.cores,
@@ -193,7 +193,7 @@ mod tests {
             hostname: "127.0.0.1".into(),
             port: 5355,
             raw,
-            outcome: seamless_remote_core::launch::Outcome::Launched,
+            outcome: seamless_launcher::Outcome::Launched,
         };
         let info = DaskInfo::derive(&desc, &conn);
         assert_eq!(info.scheduler_address, "tcp://127.0.0.1:5355");
@@ -223,7 +223,7 @@ mod tests {
             hostname: "127.0.0.1".into(),
             port: 5355,
             raw: serde_json::Map::new(),
-            outcome: seamless_remote_core::launch::Outcome::Launched,
+            outcome: seamless_launcher::Outcome::Launched,
         };
         let info = DaskInfo::derive(&desc, &conn);
         let front = description(&desc, &info, &RemoteClients::default(), "/a b/python; x");

@@ -10,10 +10,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use seamless_config::{Config, Current, LaunchDescription};
 use seamless_jobserver_remote::launched::RemoteClientsSource;
 use seamless_jobserver_remote::JobserverClient;
-use seamless_remote_core::config::{Config, Current, LaunchDescription};
-use seamless_remote_core::launch::{DescriptionSource, LaunchError, LaunchedService, Launcher};
+use seamless_launcher::{DescriptionSource, LaunchError, LaunchedService, Launcher};
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
 
 use crate::error::DaskError;

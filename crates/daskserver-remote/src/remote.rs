@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use seamless_buffer_remote::ActiveBuffers;
+use seamless_config::activation::{launch_keys, KeyScope};
+pub use seamless_config::activation::{ActivateOptions, LaunchKey};
 use seamless_database_remote::ActiveDatabases;
 use seamless_jobserver_remote::{JobResult, JobStatus, RunRequest};
-use seamless_remote_core::activation::{launch_keys, KeyScope};
-pub use seamless_remote_core::activation::{ActivateOptions, LaunchKey};
 use seamless_remote_core::Checksum;
 
 use crate::error::DaskError;

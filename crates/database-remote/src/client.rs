@@ -140,7 +140,7 @@ impl DatabaseClient {
                 target: format!(
                     "{} (the server answered 405: {})",
                     self.name(),
-                    seamless_remote_core::text::escape(message.trim())
+                    seamless_safe_io::text::escape(message.trim())
                 ),
             };
         }
@@ -148,7 +148,7 @@ impl DatabaseClient {
             url: self.name(),
             request: request.to_string(),
             status,
-            message: seamless_remote_core::text::escape(message.trim()),
+            message: seamless_safe_io::text::escape(message.trim()),
         }
     }
 
@@ -181,7 +181,7 @@ impl DatabaseClient {
                 request,
                 format!(
                     "{e}: {}",
-                    seamless_remote_core::text::escape(&text.chars().take(200).collect::<String>())
+                    seamless_safe_io::text::escape(&text.chars().take(200).collect::<String>())
                 ),
             )
         })

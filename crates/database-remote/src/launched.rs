@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use seamless_remote_core::config::Config;
-use seamless_remote_core::launch::{LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher};
+use seamless_config::Config;
+use seamless_launcher::{LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher};
 use seamless_remote_core::{ClientOptions, RemoteClient};
 
 use crate::client::{max_inflight_from_env, DatabaseClient};

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use futures_util::future::join_all;
-use seamless_remote_core::activation::{launch_keys, KeyScope};
-pub use seamless_remote_core::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+use seamless_config::activation::{launch_keys, KeyScope};
+pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
 use seamless_remote_core::Checksum;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,7 @@ pub trait DatabaseLauncher: Send + Sync {
     fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError>;
 
     /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         Vec::new()
     }
 }
@@ -154,9 +154,7 @@ impl DatabaseRemote {
     }
 
     /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(
-        &self,
-    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         self.launcher
             .as_ref()
             .map(|l| l.inspect())

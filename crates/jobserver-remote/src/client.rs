@@ -334,7 +334,7 @@ impl JobserverClient {
             return Err(JobserverError::Rejected {
                 url,
                 status: status.as_u16(),
-                message: seamless_remote_core::text::escape(String::from_utf8_lossy(&body).trim()),
+                message: seamless_safe_io::text::escape(String::from_utf8_lossy(&body).trim()),
             });
         }
         serde_json::from_slice(&body).map_err(|e| JobserverError::Malformed {

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use seamless_remote_core::config::{Config, RemoteClients};
-use seamless_remote_core::launch::{
+use seamless_config::{Config, RemoteClients};
+use seamless_launcher::{
     DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher,
 };
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, RwLock};
 
-use seamless_remote_core::activation::{launch_keys, KeyScope};
-pub use seamless_remote_core::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+use seamless_config::activation::{launch_keys, KeyScope};
+pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
 use seamless_remote_core::Checksum;
 
 use crate::client::{JobResult, JobStatus, JobserverClient, RunRequest};
@@ -22,7 +22,7 @@ pub trait JobserverLauncher: Send + Sync {
     fn launched_client(&self, key: &LaunchKey) -> Result<JobserverClient, JobserverError>;
 
     /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         Vec::new()
     }
 }
@@ -125,9 +125,7 @@ impl JobserverRemote {
     }
 
     /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(
-        &self,
-    ) -> Vec<seamless_remote_core::launch::LaunchedClientInfo> {
+    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
         self.launcher
             .as_ref()
             .map(|l| l.inspect())

@@ -90,41 +90,24 @@ impl std::fmt::Debug for ClientInner {
 }
 
 /// Checks and normalises a base URL: `http://` or `https://`, a host, no query or fragment, no
-/// trailing `/`. Credentials (`user:password@`) are kept; [`RemoteClient`] sends them as HTTP
-/// Basic authentication and never shows the password.
+/// trailing `/` ([`seamless_safe_io::url::check_base_url`]). Credentials (`user:password@`) are
+/// kept; [`RemoteClient`] sends them as HTTP Basic authentication and never shows the password.
 pub fn normalize_base_url(url: &str) -> Result<String, TransportError> {
-    let bad = |why: &str| {
+    seamless_safe_io::url::check_base_url(url).map_err(|why| {
         TransportError::new(
             TransportErrorKind::InvalidUrl,
             Method::GET,
-            crate::text::redact_url(url),
+            seamless_safe_io::text::redact_url(url),
         )
-        .with_source(why.to_string())
-    };
-    let trimmed = url.trim();
-    if trimmed.contains('#') {
-        return Err(bad("a base URL cannot have a #fragment"));
-    }
-    let (stripped, _) = crate::text::split_userinfo(trimmed);
-    let uri: http::Uri = stripped.parse().map_err(|_| bad("not a valid URL"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(bad("the URL must start with http:// or https://")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("the URL has no host"));
-    }
-    if uri.query().is_some() {
-        return Err(bad("a base URL cannot have a query string"));
-    }
-    Ok(trimmed.trim_end_matches('/').to_string())
+        .with_source(why)
+    })
 }
 
 /// A base URL split for use: the URL requests go to (without credentials), and the
 /// `Authorization: Basic` header its credentials become.
 fn split_credentials(url: &str) -> (String, Option<http::HeaderValue>) {
     use base64::Engine;
-    let (stripped, info) = crate::text::split_userinfo(url);
+    let (stripped, info) = seamless_safe_io::text::split_userinfo(url);
     let auth = info.and_then(|(user, password)| {
         let raw = format!("{user}:{}", password.unwrap_or_default());
         let encoded = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
@@ -267,7 +250,7 @@ impl RemoteClient {
         if self.inner.options.healthcheck {
             self.inner.registry.ensure_keepalive();
         }
-        crate::client_debug!(url = %crate::text::redact_url(&url), "client initialized");
+        crate::client_debug!(url = %seamless_safe_io::text::redact_url(&url), "client initialized");
         Ok(url)
     }
 
@@ -442,7 +425,8 @@ impl ClientInner {
 
     /// The URL as it may be shown (password hidden).
     pub(crate) fn shown_url(&self) -> Option<String> {
-        self.current_url().map(|u| crate::text::redact_url(&u))
+        self.current_url()
+            .map(|u| seamless_safe_io::text::redact_url(&u))
     }
 
     fn pool(&self) -> Arc<HttpPool> {

@@ -89,7 +89,7 @@ impl fmt::Display for TransportErrorKind {
                 write!(f, "HTTP {status}")?;
                 let body = body.trim();
                 if !body.is_empty() {
-                    write!(f, ": {}", crate::text::escape(body))?;
+                    write!(f, ": {}", seamless_safe_io::text::escape(body))?;
                 }
                 Ok(())
             }
@@ -197,7 +197,7 @@ impl fmt::Display for TransportError {
             f,
             "{} {}: {}",
             i.method,
-            crate::text::redact_url(&i.url),
+            seamless_safe_io::text::redact_url(&i.url),
             i.kind
         )?;
         if let Some(source) = &i.source {
@@ -206,7 +206,11 @@ impl fmt::Display for TransportError {
             while let Some(next) = cause.source() {
                 cause = next;
             }
-            write!(f, " ({})", crate::text::escape(&cause.to_string()))?;
+            write!(
+                f,
+                " ({})",
+                seamless_safe_io::text::escape(&cause.to_string())
+            )?;
         }
         let attempts = if i.attempts == 1 {
             "1 attempt".to_string()

@@ -178,7 +178,7 @@ pub struct TlsOptions {
 }
 
 /// A pool of HTTP/1.1 keep-alive connections. Dropping it closes its idle connections.
-pub struct HttpPool {
+pub(crate) struct HttpPool {
     client: Client<Connector, BoxBody>,
 }
 
@@ -236,7 +236,7 @@ fn connector(
 
 impl HttpPool {
     /// A new, empty pool.
-    pub fn new(
+    pub(crate) fn new(
         connect_timeout: Option<Duration>,
         tls: &TlsOptions,
     ) -> Result<Self, TransportError> {
@@ -250,7 +250,7 @@ impl HttpPool {
     /// Sends one request to `base_url + spec.path` and waits for the response head.
     ///
     /// Every status is returned as a [`Response`]; the caller decides what it means.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         base_url: &str,
         spec: &RequestSpec,

@@ -14,24 +14,20 @@
 //!   [`close_all`];
 //! * [`TransportError`]: what failed, where, after how many attempts.
 //!
-//! * [`launch`]: start services on demand or reuse running ones (remote-http-launcher's protocol);
-//! * [`config`]: the user's configuration (`seamless.yaml`, clusters, `SEAMLESS_REMOTE_CLIENTS`,
-//!   `SEAMLESS_CACHE`), selections and launch descriptions, as seamless-config 0.3.2 reads them.
+//! The configuration is `seamless-config`, the launcher `seamless-launcher`, and the handling of
+//! untrusted data `seamless-safe-io`.
 //!
 //! HTTPS (rustls, verified certificates) is behind the default `tls` feature.
 
-pub mod activation;
+#![deny(missing_docs, unreachable_pub)]
+
 pub mod checksum;
 pub mod client;
-pub mod config;
 pub mod env;
 pub mod error;
 pub mod http;
 pub mod keepalive;
-pub mod launch;
 pub mod retry;
-pub mod safe_fs;
-pub mod text;
 pub mod timeouts;
 
 pub use checksum::{Checksum, ChecksumError, ChecksumHasher};

@@ -117,7 +117,7 @@ impl RetryPolicy {
 }
 
 /// Decorrelated-jitter backoff.
-pub struct Backoff {
+pub(crate) struct Backoff {
     config: BackoffConfig,
     upper: f64,
     rng: Box<dyn FnMut() -> f64 + Send>,
@@ -134,12 +134,12 @@ impl std::fmt::Debug for Backoff {
 
 impl Backoff {
     /// A backoff with a random jitter source.
-    pub fn new(config: BackoffConfig) -> Self {
+    pub(crate) fn new(config: BackoffConfig) -> Self {
         Self::with_rng(config, Box::new(fastrand::f64))
     }
 
     /// A backoff whose jitter comes from `rng` (values in `[0, 1)`), for tests.
-    pub fn with_rng(config: BackoffConfig, rng: Box<dyn FnMut() -> f64 + Send>) -> Self {
+    pub(crate) fn with_rng(config: BackoffConfig, rng: Box<dyn FnMut() -> f64 + Send>) -> Self {
         Backoff {
             config,
             upper: config.initial.as_secs_f64(),
@@ -148,7 +148,7 @@ impl Backoff {
     }
 
     /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let low = self.config.initial.as_secs_f64();
         let max = self.config.max.as_secs_f64();
         let high = (self.upper * self.config.base).min(max).max(low);
@@ -170,7 +170,7 @@ pub enum Decision {
 
 /// The state of one retried operation: attempts made, time spent, next backoff.
 #[derive(Debug)]
-pub struct RetryState {
+pub(crate) struct RetryState {
     policy: RetryPolicy,
     backoff: Backoff,
     attempts: u32,
@@ -179,12 +179,12 @@ pub struct RetryState {
 
 impl RetryState {
     /// Starts counting now.
-    pub fn new(policy: RetryPolicy) -> Self {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
         Self::with_backoff(policy, Backoff::new(policy.backoff), Instant::now())
     }
 
     /// Starts counting at `start` with the given backoff (for tests).
-    pub fn with_backoff(policy: RetryPolicy, backoff: Backoff, start: Instant) -> Self {
+    pub(crate) fn with_backoff(policy: RetryPolicy, backoff: Backoff, start: Instant) -> Self {
         RetryState {
             policy,
             backoff,
@@ -194,17 +194,17 @@ impl RetryState {
     }
 
     /// Attempts made so far.
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// Time since the first attempt.
-    pub fn elapsed_at(&self, now: Instant) -> Duration {
+    pub(crate) fn elapsed_at(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.start)
     }
 
     /// Decides, after attempt number `attempts()` failed with `disposition` at time `now`.
-    pub fn on_failure(&mut self, disposition: Disposition, now: Instant) -> Decision {
+    pub(crate) fn on_failure(&mut self, disposition: Disposition, now: Instant) -> Decision {
         self.attempts += 1;
         if disposition == Disposition::Definite || self.attempts >= self.policy.max_attempts {
             return Decision::GiveUp;
@@ -224,7 +224,7 @@ impl RetryState {
 /// `on_transient` is called with each transient failure and its disposition before the delay
 /// (clients drop their connections there on [`Disposition::TransientRestart`]). The returned
 /// error carries the number of attempts and the elapsed time.
-pub async fn run<T, E, F, Fut>(
+pub(crate) async fn run<T, E, F, Fut>(
     policy: RetryPolicy,
     mut op: F,
     mut on_transient: impl FnMut(&E, Disposition),

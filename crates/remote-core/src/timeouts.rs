@@ -50,7 +50,7 @@ impl Default for Timeouts {
 
 /// The result of parsing one timeout value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutSetting {
+pub(crate) enum TimeoutSetting {
     /// A limit.
     Limit(Duration),
     /// Explicitly disabled.
@@ -60,7 +60,7 @@ pub enum TimeoutSetting {
 }
 
 /// Parses one timeout value as the reference does (see the module docs).
-pub fn parse_timeout(value: &str) -> TimeoutSetting {
+pub(crate) fn parse_timeout(value: &str) -> TimeoutSetting {
     let value = value.trim().to_ascii_lowercase();
     if value.is_empty() || matches!(value.as_str(), "none" | "off" | "false") {
         return TimeoutSetting::Disabled;

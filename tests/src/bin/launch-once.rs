@@ -4,8 +4,8 @@
 //! the home that holds `.seamless/` and `.remote-http-launcher/`. Prints one JSON line:
 //! `{"url", "port", "outcome", "pid"}` (pid from the server file).
 
-use seamless_remote_core::config::{load, LoadOptions};
-use seamless_remote_core::launch::{Launcher, Outcome};
+use seamless_config::{load, LoadOptions};
+use seamless_launcher::{Launcher, Outcome};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,7 +7,7 @@
 //! read-write client of the same selection is skipped. Storage services (buffer, database) key by
 //! stage; execution services (jobserver, daskserver) also by substage.
 
-use crate::config::Current;
+use crate::Current;
 
 /// A launched client's key: read-only or not, and its selection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -354,7 +354,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::cluster::RawClusters;
+    use crate::cluster::RawClusters;
 
     fn config(execution: Option<Execution>, persistent: Option<bool>) -> Config {
         let mapping: serde_yaml::Mapping = serde_yaml::from_str(

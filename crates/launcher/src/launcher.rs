@@ -1,118 +1,19 @@
-//! The launcher: start a service on demand, or reuse one that already runs, with the
-//! remote-http-launcher 0.4.5 protocol, natively (no Python helper programs).
-//!
-//! [`Launcher::run`] takes a [`LaunchDescription`] and returns the [`Connection`] (the client
-//! file's contents: `hostname`, `port`, other `*_port`s, `parameters`):
-//!
-//! 1. **Client file** (`client/<key>.json`): one handshake; if it answers, reuse it
-//!    (`reused-local`); a `stale` or dead one is deleted.
-//! 2. Take the **per-key lock** (`server/<key>.lock`; our addition: N processes launching the
-//!    same key end with one service), then look at the client file again.
-//! 3. **Server file** (`server/<key>.json`): `running` → check the port and handshake (15 tries,
-//!    1 s apart) and reuse it (`reused-remote`), else stop its pid and relaunch; `starting` with a
-//!    live pid → wait for it; anything else → delete and launch.
-//! 4. **Launch**: spawn the command in its own session (`setsid`), cwd = workdir (created),
-//!    output to `server/<key>.log`; write the `starting` server file atomically; wait for the
-//!    service to rewrite it `running` (or `failed`: an error quoting the end of the log); check
-//!    the port and the handshake (6 tries); write the client file (0600, atomic).
-//!
-//! SSH mode (a description with `hostname`): the same steps run on the remote host through
-//! `ssh <ssh_hostname>` and the remote-http-launcher helpers on its PATH (`rhl-inspect`,
-//! `rhl-launch-service`, ...), as the reference does; with `tunnel: true` a detached
-//! `ssh -N -L` forwards a local port. The ssh command is `ssh`, or `SEAMLESS_LAUNCHER_SSH`
-//! (split like a shell would; our addition, e.g. `ssh -F /path/config`).
+//! [`Launcher`]: the launch protocol (see the crate docs): reuse from the client file, the
+//! server file, or launch; the per-key lock; the monitoring of a start.
 
-mod service;
-mod side;
-mod state;
-mod sys;
-
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet};
-use side::{LocalSide, Side, SshSide};
-pub use state::StateDirs;
-use state::{extra_ports, port_of, read_object, remove, write_atomic};
+use seamless_config::{Handshake, LaunchDescription};
 
-use crate::config::{Handshake, LaunchDescription};
-
-/// Why a launch failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
-    /// A state file or directory could not be used.
-    #[error("launcher: {action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The service could not be started, or stopped during start-up.
-    #[error("could not start {key}: {reason}\nlog {log}:\n{tail}\nFix the cause above (or remove the state with `rm {server_file}`) and try again.")]
-    Failed {
-        /// The launch key.
-        key: String,
-        /// What happened.
-        reason: String,
-        /// The service log.
-        log: String,
-        /// Its last lines.
-        tail: String,
-        /// The server state file.
-        server_file: String,
-    },
-    /// The description cannot be launched as it is.
-    #[error("cannot launch {key}: {reason}")]
-    Invalid {
-        /// The launch key.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// How to reach a launched service: the client file's contents.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Connection {
-    /// The host to connect to.
-    pub hostname: String,
-    /// The main port.
-    pub port: u16,
-    /// The whole client file (with `*_port`s and `parameters`).
-    pub raw: Map<String, Value>,
-    /// How it was obtained.
-    pub outcome: Outcome,
-}
-
-impl Connection {
-    /// `http://hostname:port`.
-    pub fn url(&self) -> String {
-        format!("http://{}:{}", self.hostname, self.port)
-    }
-
-    /// Another port of the client file (e.g. `dashboard_port`).
-    pub fn port_named(&self, name: &str) -> Option<u16> {
-        port_of(&self.raw, name)
-    }
-}
-
-/// How a [`Connection`] was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// From the client file.
-    ReusedLocal,
-    /// From the server file of a running service.
-    ReusedRemote,
-    /// A new service was started.
-    Launched,
-}
+use crate::connection::{Connection, Outcome};
+use crate::error::{io, LaunchError};
+use crate::local::LocalSide;
+use crate::probe::http_ok;
+use crate::side::Side;
+use crate::ssh::SshSide;
+use crate::state::{extra_ports, pid_of, port_of, read_object, remove, write_atomic, StateDirs};
 
 /// Launcher timing (the reference's numbers by default).
 #[derive(Debug, Clone, Copy)]
@@ -149,93 +50,11 @@ impl Default for Launcher {
     }
 }
 
-fn io(
-    action: &'static str,
-    path: impl Into<PathBuf>,
-) -> impl FnOnce(std::io::Error) -> LaunchError {
-    let path = path.into();
-    move |source| LaunchError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
-/// One blocking `GET http://host:port/path`; true on a 2xx answer.
-fn http_ok(host: &str, port: u16, path: &str, timeout: Duration) -> bool {
-    let Ok(mut addrs) = (host, port).to_socket_addrs() else {
-        return false;
-    };
-    let Some(addr) = addrs.next() else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    let path = path.trim_start_matches('/');
-    let request =
-        format!("GET /{path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 16];
-    let mut got = 0;
-    while got < 12 {
-        match stream.read(&mut head[got..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
-    }
-    let text = String::from_utf8_lossy(&head[..got]);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .is_some_and(|s| (200..300).contains(&s))
-}
-
-/// The `pid` of a state file: a positive process id in the range of `pid_t`; anything else
-/// (negative, zero, `pid + 2^32`, not a number) is no pid, never wrapped.
-fn pid_of(state: &Map<String, Value>) -> Option<i32> {
-    state
-        .get("pid")
-        .and_then(Value::as_i64)
-        .and_then(|p| i32::try_from(p).ok())
-        .filter(|p| *p > 0)
-}
-
-fn port_open(host: &str, port: u16) -> bool {
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-}
-
 fn handshake_target(h: &Handshake) -> (&str, &str) {
     match h {
         Handshake::Healthcheck => ("healthcheck", "port"),
         Handshake::Path { path, port_name } => (path.as_str(), port_name.as_str()),
     }
-}
-
-/// The last `lines` lines of a log (at most its last 64 KiB are read), control characters
-/// escaped.
-fn log_tail(path: &std::path::Path, lines: usize) -> String {
-    use std::io::{Seek, SeekFrom};
-    const TAIL: u64 = 64 * 1024;
-    let Ok(mut file) = crate::safe_fs::open_checked(path, crate::safe_fs::Accept::RegularOnly)
-    else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
-    let mut raw = Vec::new();
-    let _ = file.take(TAIL).read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
-    let all: Vec<&str> = text.lines().collect();
-    crate::text::escape_lines(&all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
 impl Launcher {
@@ -318,10 +137,10 @@ impl Launcher {
             return Ok(c);
         }
         let lock_path = self.dirs.lock_file(&key);
-        crate::safe_fs::create_private_dir(&self.dirs.root.join("server"))
+        seamless_safe_io::fs::create_private_dir(&self.dirs.root.join("server"))
             .map_err(io("creating", self.dirs.root.join("server")))?;
-        let lock =
-            crate::safe_fs::create_private(&lock_path, false).map_err(io("opening", &lock_path))?;
+        let lock = seamless_safe_io::fs::create_private(&lock_path, false)
+            .map_err(io("opening", &lock_path))?;
         lock.lock().map_err(io("locking", &lock_path))?;
         // Another process may have finished a launch while we waited for the lock.
         if let Some(c) = self.reuse_client_file(desc) {
@@ -349,7 +168,7 @@ impl Launcher {
         if http_ok(&host, hport, hpath, self.timeouts.handshake)
             && self.parameters_match(desc, &client)
         {
-            crate::client_debug!(key = %desc.key, "launcher: reused-local");
+            seamless_remote_core::client_debug!(key = %desc.key, "launcher: reused-local");
             return Some(Connection {
                 hostname: host,
                 port,
@@ -599,12 +418,12 @@ impl Launcher {
         let (host, port) = match (&desc.hostname, desc.tunnel) {
             (Some(remote), Some(true)) => {
                 let ssh_host = desc.ssh_hostname.clone().unwrap_or_else(|| remote.clone());
-                let local = side::tunnel(&self.ssh, &ssh_host, remote, port).map_err(|reason| {
-                    LaunchError::Invalid {
+                let local = crate::tunnel::tunnel(&self.ssh, &ssh_host, remote, port).map_err(
+                    |reason| LaunchError::Invalid {
                         key: desc.key.clone(),
                         reason,
-                    }
-                })?;
+                    },
+                )?;
                 client.insert("tunneled-host".into(), json!(ssh_host));
                 client.insert("tunneled-port".into(), json!(port));
                 ("localhost".to_string(), local)
@@ -626,7 +445,7 @@ impl Launcher {
         }
         let path = self.dirs.client_file(&desc.key);
         write_atomic(&path, &Value::Object(client.clone())).map_err(io("writing", &path))?;
-        crate::client_debug!(key = %desc.key, ?outcome, %port, "launcher: done");
+        seamless_remote_core::client_debug!(key = %desc.key, ?outcome, %port, "launcher: done");
         Ok(Connection {
             hostname: host,
             port,
@@ -659,73 +478,5 @@ impl Launcher {
             side.stop(&desc.key, pid_of(&server));
         }
         remove(&self.dirs.client_file(&desc.key));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn pids_out_of_range_are_no_pid() {
-        let state = |v: Value| json!({ "pid": v }).as_object().cloned().unwrap_or_default();
-        assert_eq!(pid_of(&state(json!(1234))), Some(1234));
-        assert_eq!(pid_of(&state(json!(1234_i64 + (1 << 32)))), None);
-        assert_eq!(pid_of(&state(json!(-1))), None);
-        assert_eq!(pid_of(&state(json!(0))), None);
-        assert_eq!(pid_of(&state(json!("1234"))), None);
-        assert_eq!(pid_of(&state(json!(1.5e300))), None);
-    }
-
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| json!(f)),
-            "\\PC{0,16}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 24, 5, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
-                prop::collection::btree_map(
-                    prop_oneof![
-                        Just("pid".to_string()),
-                        Just("port".to_string()),
-                        Just("status".to_string()),
-                        Just("dashboard_port".to_string()),
-                        "[a-z_-]{1,10}"
-                    ],
-                    inner,
-                    0..6
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-        /// Any state file (arbitrary bytes or JSON) parses to a map or nothing, and its pid and
-        /// ports are in range or absent, never a panic or a wrapped value.
-        #[test]
-        fn state_files_never_panic(raw in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..200).boxed(),
-            json_value().prop_map(|v| v.to_string().into_bytes()).boxed(),
-        ]) {
-            if let Some(m) = state::parse_object(&raw) {
-                if let Some(p) = pid_of(&m) {
-                    prop_assert!(p > 0);
-                }
-                if let Some(p) = port_of(&m, "port") {
-                    prop_assert!(p > 0);
-                }
-                for (k, _) in extra_ports(&m) {
-                    prop_assert!(port_of(&m, &k).is_some());
-                }
-            }
-        }
     }
 }

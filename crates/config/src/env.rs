@@ -182,15 +182,12 @@ impl RemoteClients {
 /// A store URL must be `http(s)://host[:port][/path]`: no `#fragment` or query (which would
 /// silently change what is requested), no control characters.
 fn check_url(what: &str, url: &str) -> Result<(), ConfigError> {
-    crate::client::normalize_base_url(url)
+    seamless_safe_io::url::check_base_url(url)
         .map(|_| ())
-        .map_err(|e| {
-            let why = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
+        .map_err(|why| {
             ConfigError::RemoteClients(format!(
                 "{what} '{}': {why}",
-                crate::text::escape(&crate::text::redact_url(url))
+                seamless_safe_io::text::escape(&seamless_safe_io::text::redact_url(url))
             ))
         })
 }

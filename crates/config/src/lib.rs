@@ -1,4 +1,6 @@
-//! Seamless configuration, read exactly as seamless-config 0.3.2 reads it.
+//! Seamless configuration in Rust (`seamless-config`), read exactly as the Python
+//! seamless-config 0.3.2 reads it. Pure: it reads files and the environment variables named
+//! below, and launches nothing.
 //!
 //! * [`cluster`]: the cluster schema of `~/.seamless/clusters.yaml`, `~/.seamless/clusters/*.yaml`
 //!   and inline `clusters:` commands, as typed structs (unknown keys and missing fields are errors
@@ -10,10 +12,20 @@
 //! * [`launch`]: the launch descriptions of hashserver, database, jobserver and daskserver, with
 //!   their final `key` and `command` strings.
 //! * [`env`]: `SEAMLESS_REMOTE_CLIENTS` and `SEAMLESS_CACHE`.
+//! * [`activation`]: the launch-key rules of every service's `activate()`.
+//!
+//! ```
+//! use seamless_config::validate_name;
+//! assert!(validate_name("project", "demo").is_ok());
+//! assert!(validate_name("project", "../etc").is_err());
+//! ```
 //!
 //! Where the reference has a bug, this module does what the user obviously meant; each case is
 //! listed in `ARCHITECTURE.md` ("Configuration: decisions").
 
+#![deny(missing_docs, unreachable_pub)]
+
+pub mod activation;
 pub mod cluster;
 pub mod env;
 pub mod files;
@@ -100,7 +112,7 @@ pub const MAX_NAME_LEN: usize = 100;
 pub fn validate_name(what: &'static str, value: &str) -> Result<(), ConfigError> {
     let bad = |why| ConfigError::InvalidName {
         what,
-        value: crate::text::escape(value),
+        value: seamless_safe_io::text::escape(value),
         why,
     };
     if value.is_empty() {

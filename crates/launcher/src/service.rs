@@ -11,9 +11,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::client::Initializer;
-use crate::config::LaunchDescription;
-use crate::error::BoxError;
+use seamless_config::LaunchDescription;
+use seamless_remote_core::BoxError;
+use seamless_remote_core::Initializer;
 
 use super::{Connection, Launcher};
 
@@ -102,8 +102,8 @@ pub struct LaunchedClientInfo {
 
 impl LaunchedClientInfo {
     /// As a `SEAMLESS_REMOTE_CLIENTS` / jobserver-parameters entry.
-    pub fn entry(&self) -> crate::config::RemoteClientEntry {
-        crate::config::RemoteClientEntry {
+    pub fn entry(&self) -> seamless_config::RemoteClientEntry {
+        seamless_config::RemoteClientEntry {
             readonly: Some(self.readonly),
             url: self.url.clone(),
             remote_url: self.remote_url.clone(),
@@ -153,7 +153,7 @@ impl LaunchedService {
 /// The launched services that a launcher made, by key (what `inspect_launched_clients` lists).
 #[derive(Default)]
 pub struct LaunchedSet {
-    services: Mutex<Vec<(crate::activation::LaunchKey, Arc<LaunchedService>)>>,
+    services: Mutex<Vec<(seamless_config::activation::LaunchKey, Arc<LaunchedService>)>>,
 }
 
 impl std::fmt::Debug for LaunchedSet {
@@ -164,7 +164,7 @@ impl std::fmt::Debug for LaunchedSet {
 
 impl LaunchedSet {
     /// Records the service of `key`.
-    pub fn add(&self, key: &crate::activation::LaunchKey, service: Arc<LaunchedService>) {
+    pub fn add(&self, key: &seamless_config::activation::LaunchKey, service: Arc<LaunchedService>) {
         self.services
             .lock()
             .unwrap_or_else(|p| p.into_inner())

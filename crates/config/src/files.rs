@@ -62,10 +62,10 @@ impl LoadOptions {
 pub const MAX_YAML_DEPTH: usize = 64;
 
 /// Reads a configuration file: a regular file (or a pipe) of at most
-/// [`CONFIG_FILE_CAP`](crate::safe_fs::CONFIG_FILE_CAP), nested at most [`MAX_YAML_DEPTH`]
+/// [`CONFIG_FILE_CAP`](seamless_safe_io::fs::CONFIG_FILE_CAP), nested at most [`MAX_YAML_DEPTH`]
 /// levels, so that a hostile or broken file fails fast.
 fn read_yaml(path: &Path) -> Result<Value, ConfigError> {
-    use crate::safe_fs::{read_text_capped, Accept, CONFIG_FILE_CAP};
+    use seamless_safe_io::fs::{read_text_capped, Accept, CONFIG_FILE_CAP};
     let text =
         read_text_capped(path, CONFIG_FILE_CAP, Accept::RegularOrPipe).map_err(|source| {
             ConfigError::Io {
