@@ -241,22 +241,50 @@ impl Env {
 impl Drop for Env {
     /// Stops every service named by a server file (SIGTERM, then SIGKILL).
     fn drop(&mut self) {
-        let dir = self.home().join(".remote-http-launcher").join("server");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "json") {
-                if let Some(pid) = std::fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["pid"].as_i64())
-                {
-                    stop(pid);
-                }
+        stop_launched(&self.home());
+    }
+}
+
+/// Stops every service named by a server file under `home`'s launcher state (SIGTERM, then
+/// SIGKILL).
+pub fn stop_launched(home: &Path) {
+    let dir = home.join(".remote-http-launcher").join("server");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.path().extension().is_some_and(|x| x == "json") {
+            if let Some(pid) = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["pid"].as_i64())
+            {
+                stop(pid);
             }
         }
     }
+}
+
+/// Stops the services launched under a HOME when dropped (see [`stop_launched`]).
+pub struct LaunchedIn(pub PathBuf);
+
+impl Drop for LaunchedIn {
+    fn drop(&mut self) {
+        stop_launched(&self.0);
+    }
+}
+
+/// The pid in the server file of the first key starting with `prefix` under `home`, if any.
+pub fn launched_pid(home: &Path, prefix: &str) -> Option<i64> {
+    let dir = home.join(".remote-http-launcher").join("server");
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(prefix) && name.ends_with(".json")) {
+            return None;
+        }
+        let text = std::fs::read_to_string(e.path()).ok()?;
+        serde_json::from_str::<Value>(&text).ok()?["pid"].as_i64()
+    })
 }
 
 /// Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL.

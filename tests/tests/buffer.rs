@@ -494,7 +494,9 @@ async fn activation_rules_and_extern_clients() {
             .unwrap(),
         &b"{}\n"[..]
     );
-    assert_eq!(none.has_buffers(&[Checksum::of(b"")]).await, vec![true]);
+    // has_buffers asks servers only (upstream's rule): with none, nothing is available to a
+    // remote worker, not even a trivial buffer.
+    assert_eq!(none.has_buffers(&[Checksum::of(b"")]).await, vec![false]);
     assert!(!none.write_buffer(&cs, buf).await.unwrap());
 }
 

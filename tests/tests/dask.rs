@@ -154,7 +154,7 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
     let orphan = python("def f(a):\n    return a\n", &[("a", json!("nowhere"))]);
     let code_only: Vec<_> = orphan.buffers[..1].to_vec();
     let err = dask::submit(
-        &Submission::new(orphan.dict.clone(), code_only),
+        &Submission::new(orphan.dict.clone(), code_only.clone()),
         &active_buffers,
         &active_dbs,
     )
@@ -164,6 +164,32 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
         matches!(&err, DaskError::MissingInputs { missing, .. } if missing[0].0 == "a"),
         "{err}"
     );
+
+    // The same input held only in a local buffer folder: not available to a remote worker
+    // (has_buffers asks the servers only), so submit uploads it from the folder first.
+    let a: Checksum = orphan.dict["a"][2].as_str().unwrap().parse().unwrap();
+    let a_bytes = orphan
+        .buffers
+        .iter()
+        .find(|(c, _)| *c == a)
+        .map(|(_, b)| b.clone())
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join(a.to_hex()), &a_bytes).unwrap();
+    let with_folder = seamless_buffer_remote::ActiveBuffers::new(
+        vec![seamless_buffer_remote::BufferFolder::new(folder.path())],
+        active_buffers.read_servers().to_vec(),
+        active_buffers.write_servers().to_vec(),
+    );
+    assert_eq!(with_folder.has_buffers(&[a]).await, vec![false]);
+    dask::submit(
+        &Submission::new(orphan.dict.clone(), code_only.clone()),
+        &with_folder,
+        &active_dbs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_folder.has_buffers(&[a]).await, vec![true]);
 
     // Cancel a running transformation.
     let slow = python(

@@ -408,22 +408,40 @@ impl ActiveBuffers {
         result
     }
 
-    /// Whether each buffer is present (or promised) anywhere: trivial ones always; a zero-length
-    /// buffer is present. Failing sources are skipped with a warning.
+    /// Whether each buffer is available to a remote worker: present (or promised) on a write or
+    /// read server, as upstream seamless-remote asks. The write servers are asked first, then
+    /// the read servers, each only about what is still missing, in chunks of
+    /// [`HAS_CHUNK`]; asking stops once every checksum is found. A buffer held only in a local
+    /// folder is not available (a remote worker cannot read it). Failing servers are skipped
+    /// with a warning.
     pub async fn has_buffers(&self, checksums: &[Checksum]) -> Vec<bool> {
-        let mut result: Vec<bool> = checksums
-            .iter()
-            .map(|cs| trivial_buffer(cs).is_some())
-            .collect();
-        self.fill_pending(
-            checksums,
-            &mut result,
-            |present| *present,
-            |slot, present| *slot |= present,
-            |f, asked| async move { f.has(&asked).await },
-            |s, asked| async move { s.has(&asked).await },
-        )
-        .await;
+        let mut result = vec![false; checksums.len()];
+        let mut asked_servers: Vec<Option<String>> = Vec::new();
+        for server in self.write_servers.iter().chain(&self.read_servers) {
+            let url = server.url();
+            if url.is_some() && asked_servers.contains(&url) {
+                continue;
+            }
+            asked_servers.push(url);
+            let pending: Vec<usize> = (0..result.len()).filter(|&i| !result[i]).collect();
+            if pending.is_empty() {
+                break;
+            }
+            for chunk in pending.chunks(HAS_CHUNK) {
+                let asked: Vec<Checksum> = chunk.iter().map(|&i| checksums[i]).collect();
+                match server.has(&asked).await {
+                    Ok(answers) => {
+                        for (&i, present) in chunk.iter().zip(answers) {
+                            result[i] |= present;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "buffer server skipped");
+                        break;
+                    }
+                }
+            }
+        }
         result
     }
 
@@ -521,6 +539,11 @@ async fn write_file_atomically(path: &Path, data: &Bytes) -> Result<(), BufferEr
         .await
         .map_err(|e| BufferError::output(path, e))
 }
+
+/// How many checksums [`ActiveBuffers::has_buffers`] asks a server about at once (upstream's
+/// chunk size; the client splits each chunk into concurrent requests of
+/// [`BATCH_SIZE`](crate::BATCH_SIZE)).
+pub const HAS_CHUNK: usize = 10_000;
 
 static GLOBAL: LazyLock<RwLock<BufferRemote>> = LazyLock::new(|| RwLock::new(BufferRemote::new()));
 

@@ -13,14 +13,14 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use seamless_buffer_remote::trivial::trivial_buffer;
 use seamless_buffer_remote::BufferClient;
+use seamless_config::{LaunchDescription, Service};
 use seamless_jobserver_remote::{JobserverClient, JobserverError, RunRequest};
-use seamless_remote_core::Checksum;
+use seamless_launcher::{LaunchedService, Launcher};
+use seamless_remote_core::{Checksum, RemoteClient};
 use serde_json::{json, Value};
 
 use crate::exit::{CliError, Code};
@@ -37,9 +37,9 @@ pub const MAX_CANDIDATES: usize = 100;
 pub async fn fingertip(stores: &Stores, checksum: &Checksum) -> Result<Option<Bytes>, CliError> {
     let mut backend = Backend::default();
     let mut visiting = HashSet::new();
-    let result = find(stores, checksum, 0, &mut visiting, &mut backend).await;
-    backend.stop();
-    result
+    // The local jobserver, if one was used, keeps running for the next fingertip (until its
+    // inactivity timeout).
+    find(stores, checksum, 0, &mut visiting, &mut backend).await
 }
 
 fn find<'a>(
@@ -151,12 +151,22 @@ async fn recompute_from(
         return Ok(None);
     }
     let mut bytes = backend.fetch(stores, &result).await?;
-    if bytes.is_none() && !stores.jobservers.is_empty() {
+    if bytes.is_none() {
         // A long-running jobserver may answer from its own cache without uploading the buffer
-        // again: recompute on a fresh temporary jobserver.
-        tracing::warn!(%tf, "the stage's jobserver answered from its cache; recomputing on a temporary jobserver");
+        // again: recompute on the local jobserver, restarted first if it is the one that did.
+        if stores.jobservers.is_empty() {
+            backend.restart_local();
+        }
+        tracing::warn!(%tf, "the jobserver answered from its cache; recomputing on a fresh local jobserver");
         if backend.run(stores, dict, *tf, true).await? == result {
-            bytes = backend.fetch(stores, &result).await?;
+            // The upload may trail the answer by a moment: look a few times (bounded).
+            for _ in 0..20 {
+                bytes = backend.fetch(stores, &result).await?;
+                if bytes.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
         }
     }
     if let Some(b) = &bytes {
@@ -178,51 +188,37 @@ async fn recompute_from(
     Ok(bytes)
 }
 
-/// Where recomputations run: the stage's jobservers, or a temporary local jobserver.
+/// Where recomputations run: the stage's jobservers, or the local fingertip jobserver.
 #[derive(Default)]
 struct Backend {
-    temp: Option<TempJobserver>,
+    local: Option<LocalJobserver>,
     /// Candidate transformations tried so far (capped by [`MAX_CANDIDATES`]).
     tried: usize,
 }
 
-struct TempJobserver {
+/// The local jobserver that fingertip recomputes on when the stage has no execution backend (or
+/// when the stage's jobserver answers from its cache): launched by our launcher as any other
+/// service, key `jobserver-fingertip-rw-<digest of its stores>`, with an inactivity timeout
+/// ([`FINGERTIP_TIMEOUT_ENV`]); later fingertips of any process reuse it, and the usual tools
+/// stop it. When no store is writable, a local hashserver (`hashserver-fingertip-rw-local`, its
+/// buffers in `~/.seamless/fingertip/buffers`) receives the results.
+struct LocalJobserver {
     client: JobserverClient,
     writable: BufferClient,
-    processes: Vec<Child>,
-    _dir: tempfile::TempDir,
+    /// Whether `writable` is the launched local hashserver (its URL is known once launched).
+    launched_writable: bool,
+    launcher: Launcher,
+    desc: LaunchDescription,
 }
+
+/// Seconds of inactivity after which the local fingertip services stop (default 600).
+pub const FINGERTIP_TIMEOUT_ENV: &str = "SEAMLESS_FINGERTIP_TIMEOUT";
 
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> Result<u16, CliError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| CliError::new(Code::Other, format!("no free port: {e}")))
-}
-
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_secs(1),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req =
-        format!("GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 2")
 }
 
 fn no_backend(why: &str) -> CliError {
@@ -232,16 +228,79 @@ fn no_backend(why: &str) -> CliError {
     )
 }
 
-impl TempJobserver {
-    fn start(stores: &Stores) -> Result<TempJobserver, CliError> {
-        let jobserver = find_program("seamless-jobserver").ok_or_else(|| {
-            no_backend("no execution backend is configured and seamless-jobserver is not on PATH")
-        })?;
-        let dir = tempfile::Builder::new()
-            .prefix("seamless-fingertip-")
-            .tempdir()
-            .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-        let mut processes = Vec::new();
+fn fingertip_timeout() -> u64 {
+    std::env::var(FINGERTIP_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(seamless_config::launch::SERVICE_TIMEOUT)
+}
+
+/// A launch description of a local fingertip service (loopback, no conda, no SSH).
+fn local_description(
+    service: Service,
+    key: String,
+    mut argv: Vec<String>,
+    workdir: String,
+    parameters: Option<Value>,
+) -> LaunchDescription {
+    let timeout = fingertip_timeout();
+    let status_file = format!("~/.remote-http-launcher/server/{key}.json");
+    // Below the ephemeral port range, so that outgoing connections do not take them.
+    let (start, end) = (30000u16, 32767u16);
+    argv.extend([
+        "--port-range".into(),
+        start.to_string(),
+        end.to_string(),
+        "--status-file".into(),
+        status_file,
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--timeout".into(),
+        timeout.to_string(),
+    ]);
+    let name = service.name();
+    LaunchDescription {
+        service,
+        command: seamless_config::display_command(&argv),
+        argv,
+        workdir,
+        network_interface: Some("127.0.0.1".into()),
+        port_start: Some(start),
+        port_end: Some(end),
+        conda: None,
+        workers: None,
+        cluster_string: None,
+        file_parameters: parameters,
+        hostname: None,
+        ssh_hostname: None,
+        tunnel: None,
+        log_level: "minimal".into(),
+        log_file: format!("~/.remote-http-launcher/logs/fingertip/{name}.log"),
+        debug_log_file: format!("~/.remote-http-launcher/logs/fingertip/{name}.debug.log"),
+        timeout,
+        handshake: seamless_config::Handshake::Healthcheck,
+        key,
+    }
+}
+
+fn launched_client(
+    launcher: &Launcher,
+    desc: &LaunchDescription,
+) -> Result<RemoteClient, CliError> {
+    let service = LaunchedService::new(desc.clone(), launcher.clone());
+    RemoteClient::with_initializer(service, crate::stores::options())
+        .map_err(|e| CliError::new(crate::stores::transport_code(&e), e.to_string()))
+}
+
+impl LocalJobserver {
+    fn new(stores: &Stores) -> Result<LocalJobserver, CliError> {
+        if find_program("seamless-jobserver").is_none() {
+            return Err(no_backend(
+                "no execution backend is configured and seamless-jobserver is not on PATH",
+            ));
+        }
+        let launcher = Launcher::default();
         let mut buffer_params: Vec<Value> = stores
             .buffers
             .read_folders()
@@ -259,132 +318,108 @@ impl TempJobserver {
         let writable = match stores.buffers.write_servers().first() {
             Some(w) => w.clone(),
             None => {
-                // No writable store: a temporary hashserver receives the result.
-                let hashserver = find_program("hashserver").ok_or_else(|| {
-                    no_backend("no store is writable and hashserver is not on PATH")
-                })?;
-                let port = free_port()?;
-                let buffers = dir.path().join("buffers");
-                std::fs::create_dir_all(&buffers)
-                    .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-                let child = Command::new(hashserver)
-                    .arg(&buffers)
-                    .args([
-                        "--writable",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        &port.to_string(),
-                    ])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(|e| {
-                        CliError::new(
-                            Code::Other,
-                            format!("cannot start a temporary hashserver: {e}"),
-                        )
-                    })?;
-                processes.push(child);
-                wait_healthy(port, &mut processes, "hashserver")?;
-                BufferClient::new(&format!("http://127.0.0.1:{port}"), false)
-                    .map_err(buffer_error)?
+                if find_program("hashserver").is_none() {
+                    return Err(no_backend(
+                        "no store is writable and hashserver is not on PATH",
+                    ));
+                }
+                let dir = "~/.seamless/fingertip/buffers".to_string();
+                let desc = local_description(
+                    Service::Hashserver,
+                    "hashserver-fingertip-rw-local".into(),
+                    vec!["hashserver".into(), dir.clone(), "--writable".into()],
+                    dir,
+                    None,
+                );
+                BufferClient::from_remote(launched_client(&launcher, &desc)?, false)
             }
         };
-        buffer_params.push(json!({"readonly": false, "remote_url": writable.url()}));
-        let status = dir.path().join("status.json");
-        std::fs::write(
-            &status,
-            json!({"parameters": {"buffer": buffer_params, "database": []}}).to_string(),
-        )
-        .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-        let port = free_port()?;
-        eprintln!("Starting a temporary seamless-jobserver to recompute...");
-        let child = Command::new(jobserver)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--workers",
-                "1",
-            ])
-            .arg("--status-file")
-            .arg(&status)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                CliError::new(Code::Other, format!("cannot start seamless-jobserver: {e}"))
-            })?;
-        processes.push(child);
-        let mut temp = TempJobserver {
-            client: JobserverClient::new(&format!("http://127.0.0.1:{port}"))
-                .map_err(|e| CliError::new(Code::Other, e.to_string()))?,
+        let writable_url = writable
+            .url()
+            .unwrap_or_else(|| "(launched hashserver)".into());
+        let mut parameters = json!({"buffer": buffer_params, "database": []});
+        let launched_writable = stores.buffers.write_servers().is_empty();
+        if !launched_writable {
+            if let Some(b) = parameters["buffer"].as_array_mut() {
+                b.push(json!({"readonly": false, "remote_url": writable_url}));
+            }
+        }
+        let key_of = |parameters: &Value| {
+            let digest = Checksum::of(parameters.to_string().as_bytes()).to_hex();
+            format!("jobserver-fingertip-rw-{}", &digest[..12])
+        };
+        let desc = local_description(
+            Service::Jobserver,
+            key_of(&parameters),
+            vec!["seamless-jobserver".into(), "--workers".into(), "1".into()],
+            "/tmp".into(),
+            Some(parameters),
+        );
+        Ok(LocalJobserver {
+            client: JobserverClient::from_remote(launched_client(&launcher, &desc)?),
             writable,
-            processes,
-            _dir: dir,
-        };
-        if let Err(e) = wait_healthy(port, &mut temp.processes, "seamless-jobserver") {
-            temp.stop();
-            return Err(e);
-        }
-        Ok(temp)
+            launched_writable,
+            launcher,
+            desc,
+        })
     }
 
-    fn stop(&mut self) {
-        for p in &mut self.processes {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(p.id().to_string())
-                .output();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for p in &mut self.processes {
-            while Instant::now() < deadline && matches!(p.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-        self.processes.clear();
-    }
-}
-
-fn wait_healthy(port: u16, processes: &mut [Child], name: &str) -> Result<(), CliError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if healthy(port) {
+    /// Makes sure the writable store's URL is known (a launched hashserver is launched now) and
+    /// the jobserver's parameters name it.
+    async fn ready(&mut self) -> Result<(), CliError> {
+        if !self.launched_writable {
             return Ok(());
         }
-        if processes
-            .iter_mut()
-            .any(|p| !matches!(p.try_wait(), Ok(None)))
-        {
-            return Err(CliError::new(
-                Code::Other,
-                format!("the temporary {name} exited during start-up"),
-            ));
+        let url = self
+            .writable
+            .remote()
+            .ensure_initialized()
+            .await
+            .map_err(|e| {
+                CliError::new(
+                    crate::stores::transport_code(&e),
+                    crate::stores::transport_message(&e),
+                )
+            })?;
+        let params = self.desc.file_parameters.get_or_insert_with(|| json!({}));
+        let entry = json!({"readonly": false, "remote_url": url});
+        if let Some(buffers) = params["buffer"].as_array_mut() {
+            if !buffers.contains(&entry) {
+                buffers.push(entry);
+                let digest = Checksum::of(params.to_string().as_bytes()).to_hex();
+                let key = format!("jobserver-fingertip-rw-{}", &digest[..12]);
+                let desc = local_description(
+                    Service::Jobserver,
+                    key,
+                    vec!["seamless-jobserver".into(), "--workers".into(), "1".into()],
+                    "/tmp".into(),
+                    Some(params.clone()),
+                );
+                self.client = JobserverClient::from_remote(launched_client(&self.launcher, &desc)?);
+                self.desc = desc;
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        Ok(())
     }
-    Err(CliError::new(
-        Code::Other,
-        format!("the temporary {name} did not start within 60 s"),
-    ))
+
+    /// Stops the local jobserver (it may answer from its own cache); the next request launches
+    /// a fresh one.
+    fn restart(&self) {
+        self.launcher.stop_service(&self.desc);
+        self.client.remote().restart();
+    }
 }
 
 impl Backend {
-    fn temp(&mut self, stores: &Stores) -> Result<&TempJobserver, CliError> {
-        if self.temp.is_none() {
-            self.temp = Some(TempJobserver::start(stores)?);
+    async fn local(&mut self, stores: &Stores) -> Result<&LocalJobserver, CliError> {
+        if self.local.is_none() {
+            let mut local = LocalJobserver::new(stores)?;
+            local.ready().await?;
+            self.local = Some(local);
         }
-        self.temp
+        self.local
             .as_ref()
-            .ok_or_else(|| CliError::new(Code::Other, "no jobserver"))
+            .ok_or_else(|| CliError::new(Code::Other, "no local jobserver"))
     }
 
     async fn upload(
@@ -401,15 +436,16 @@ impl Backend {
                 .map_err(buffer_error)?;
             return Ok(());
         }
-        let temp = self.temp(stores)?;
-        temp.writable
+        let local = self.local(stores).await?;
+        local
+            .writable
             .write(checksum, bytes)
             .await
             .map_err(buffer_error)?;
         Ok(())
     }
 
-    /// Runs on the stage's jobservers, or (none, or `fresh`) on a temporary one.
+    /// Runs on the stage's jobservers, or (none, or `fresh`) on the local one.
     async fn run(
         &mut self,
         stores: &Stores,
@@ -423,7 +459,11 @@ impl Backend {
             ..RunRequest::new(dict, tf)
         };
         let result = if fresh || stores.jobservers.is_empty() {
-            self.temp(stores)?.client.run_transformation(&request).await
+            self.local(stores)
+                .await?
+                .client
+                .run_transformation(&request)
+                .await
         } else {
             stores.jobservers.run_transformation(&request).await
         };
@@ -457,7 +497,7 @@ impl Backend {
         stores: &Stores,
         checksum: &Checksum,
     ) -> Result<Option<Bytes>, CliError> {
-        if let Some(t) = &self.temp {
+        if let Some(t) = &self.local {
             if let Some(b) = t.writable.get(checksum).await.map_err(buffer_error)? {
                 return Ok(Some(b));
             }
@@ -469,9 +509,9 @@ impl Backend {
             .map_err(buffer_error)
     }
 
-    fn stop(&mut self) {
-        if let Some(mut t) = self.temp.take() {
-            t.stop();
+    fn restart_local(&mut self) {
+        if let Some(local) = &self.local {
+            local.restart();
         }
     }
 }

@@ -104,7 +104,7 @@ pub fn transport_message(t: &seamless_remote_core::TransportError) -> String {
 
 /// Client options of a one-shot program: no healthcheck before the first request (the request
 /// itself reports an unreachable store; a long-lived process keeps the healthcheck).
-fn options() -> ClientOptions {
+pub(crate) fn options() -> ClientOptions {
     ClientOptions {
         healthcheck: false,
         ..ClientOptions::default()

@@ -378,6 +378,41 @@ struct Stack {
     tf: Checksum,
 }
 
+/// Another result (`b` makes it differ) computed on the stack's jobserver, recorded in its
+/// database, then deleted from its hashserver.
+async fn another_deleted_result(s: &Stack, b: i64) -> Checksum {
+    let t = python(
+        "def add_and_describe(a, b, label):\n    return {\"sum\": a + b, \"label\": label * 2}\n",
+        &[("a", json!(17)), ("b", json!(b)), ("label", json!("xy"))],
+    );
+    let c = BufferClient::new(&s.hs.url(), false).unwrap();
+    for (cs, buf) in &t.buffers {
+        c.write(cs, buf.clone()).await.unwrap();
+    }
+    let r = JobserverClient::new(&s._js.url())
+        .unwrap()
+        .run_transformation(&RunRequest::new(t.dict.clone(), t.tf_checksum))
+        .await
+        .unwrap()
+        .result_checksum()
+        .unwrap();
+    DatabaseClient::new(&s.db.url(), false)
+        .unwrap()
+        .set_transformation_result(&t.tf_checksum, &r)
+        .await
+        .unwrap();
+    let hex = r.to_hex();
+    let file = s.hs.buffer_dir().join(&hex[..2]).join(&hex);
+    for _ in 0..200 {
+        if file.is_file() && c.get(&r).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&file).unwrap();
+    r
+}
+
 /// A result computed by a real jobserver, recorded in the database, then deleted from the
 /// hashserver.
 async fn deleted_result() -> Option<Stack> {
@@ -453,9 +488,16 @@ async fn fingertip_recomputes_a_deleted_result() {
     let expected = b"{\n  \"label\": \"xyxy\",\n  \"sum\": 42\n}\n";
     let out = run(RESOLVE, &[&r], &env, dir.path());
     assert_eq!(code(&out), 4, "the result is deleted");
+    // The local jobserver is launched by our launcher (HOME = dir): stopped at the end.
+    let _launched = seamless_tests::launchenv::LaunchedIn(dir.path().to_path_buf());
     let out = run(FINGERTIP, &[&r, "--verbose"], &env, dir.path());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(out.stdout, expected);
+    let local_pid = |dir: &Path| {
+        seamless_tests::launchenv::launched_pid(dir, "jobserver-fingertip-rw-")
+            .expect("a launched local jobserver")
+    };
+    let first = local_pid(dir.path());
     // Written back: resolve finds it now (the reference's fingertip does not write it back).
     let out = run(RESOLVE, &[&r], &env, dir.path());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -469,8 +511,57 @@ async fn fingertip_recomputes_a_deleted_result() {
         &env,
         dir.path(),
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    if code(&out) != 0 {
+        // Quote the launched services' logs: what the local jobserver did.
+        let logs: Vec<String> = std::fs::read_dir(dir.path().join(".remote-http-launcher/server"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        panic!("{}\nLOGS:\n{}", stderr(&out), logs.join("\n----\n"));
+    }
     assert_eq!(Checksum::of(&std::fs::read(&target).unwrap()), s.result);
+    // The same transformation again: the local jobserver's worker remembers the result and does
+    // not upload it again, so fingertip restarts it and recomputes (exit 0, a new pid).
+    let after_restart = local_pid(dir.path());
+    // Another deleted result: the next fingertip reuses the running local jobserver.
+    let r2 = another_deleted_result(&s, 2).await.to_hex();
+    let out = run(FINGERTIP, &[&r2], &env, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        local_pid(dir.path()),
+        after_restart,
+        "the local jobserver was not reused: {}",
+        stderr(&out)
+    );
+    let _ = first;
+    // Killed: the next fingertip relaunches it.
+    seamless_tests::launchenv::kill(after_restart, "KILL");
+    let r3 = another_deleted_result(&s, 3).await.to_hex();
+    let out = run(FINGERTIP, &[&r3], &env, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let second = local_pid(dir.path());
+    assert_ne!(second, after_restart, "relaunched");
+    // Its inactivity timeout stops it: nothing is left running.
+    seamless_tests::launchenv::stop(second);
+    let r4 = another_deleted_result(&s, 4).await.to_hex();
+    let short = [
+        ("SEAMLESS_REMOTE_CLIENTS", env_clients.as_str()),
+        ("PATH", path.as_str()),
+        ("SEAMLESS_FINGERTIP_TIMEOUT", "2"),
+    ];
+    let out = run(FINGERTIP, &[&r4], &short, dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let third = local_pid(dir.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seamless_tests::launchenv::alive(third) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !seamless_tests::launchenv::alive(third),
+        "the local jobserver outlived its inactivity timeout"
+    );
 
     // Unknown checksum: exit 4.
     let out = run(
@@ -509,11 +600,12 @@ async fn fingertip_recomputes_a_deleted_result() {
 }
 
 #[tokio::test]
-async fn fingertip_with_read_only_stores_uses_a_temporary_hashserver() {
+async fn fingertip_with_read_only_stores_uses_a_local_hashserver() {
     let Some(s) = deleted_result().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let _launched = seamless_tests::launchenv::LaunchedIn(dir.path().to_path_buf());
     // Read-only buffer store and database: the result cannot be written back, but is printed.
     let env_clients = clients(
         json!([{"remote_url": s.hs.url()}]),
@@ -530,6 +622,11 @@ async fn fingertip_with_read_only_stores_uses_a_temporary_hashserver() {
     assert_eq!(out.stdout, b"{\n  \"label\": \"xyxy\",\n  \"sum\": 42\n}\n");
     let out = run(RESOLVE, &[&r], &env, dir.path());
     assert_eq!(code(&out), 4, "not written back to a read-only store");
+    // The result went to the local fingertip hashserver, launched by our launcher.
+    assert!(
+        seamless_tests::launchenv::launched_pid(dir.path(), "hashserver-fingertip-rw-local")
+            .is_some()
+    );
 }
 
 #[tokio::test]

@@ -178,6 +178,12 @@ pub async fn submit(
         if here {
             continue;
         }
+        // Not on a server a worker can read: upload what we have, given or held locally (a
+        // buffer folder).
+        let bytes = match bytes {
+            Some(b) => Some(b),
+            None => buffers.get_buffer(&checksum).await?,
+        };
         match bytes {
             Some(b) => {
                 buffers.write_buffer(&checksum, b).await?;
