@@ -39,7 +39,9 @@ pub fn run(root: &Path) -> Result<()> {
             clients,
         ));
         println!("\n## activate (launches the daskserver and the Dask front)");
-        dask::activate(&activate).await?;
+        if let Some(info) = dask::activate(&activate).await? {
+            println!("{}", info.dashboard_line());
+        }
 
         println!("\n## ten transformations `x * x`, submitted at once");
         let ts: Vec<_> = (0..10)

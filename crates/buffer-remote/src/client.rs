@@ -139,9 +139,7 @@ impl BufferClient {
         path: &str,
         batch: &[Checksum],
     ) -> Result<Vec<T>, BufferError> {
-        let spec = RequestSpec::get(path)
-            .json(batch)
-            .map_err(|e| BufferError::Config(format!("cannot encode a checksum list: {e}")))?;
+        let spec = RequestSpec::get(path).json(batch)?;
         // An answer is a list of `false` or of lengths: a cap proportional to the request.
         let limit = 1024 + 24 * batch.len() as u64;
         let (status, body) = self.remote.request_bytes(&spec, limit).await?;

@@ -1,9 +1,7 @@
 //! The buffer crate's error type.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use seamless_remote_core::retry::{Disposition, Retryable};
 use seamless_remote_core::{Checksum, ChecksumError, TransportError};
 
 /// Why a buffer operation failed.
@@ -102,9 +100,17 @@ pub enum BufferError {
     #[error(transparent)]
     InvalidChecksum(#[from] ChecksumError),
 
-    /// An activation or definition problem (unknown extern client, redundant client...).
-    #[error("{0}")]
-    Config(String),
+    /// The configuration is invalid (a file, a name, a selection).
+    #[error(transparent)]
+    Config(#[from] seamless_config::ConfigError),
+
+    /// The activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Activation(#[from] seamless_config::activation::ActivationError),
+
+    /// A request could not be encoded as JSON.
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 impl BufferError {
@@ -138,16 +144,4 @@ impl BufferError {
     }
 }
 
-impl Retryable for BufferError {
-    fn disposition(&self) -> Disposition {
-        match self {
-            BufferError::Transport(e) => e.disposition(),
-            _ => Disposition::Definite,
-        }
-    }
-    fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
-        if let BufferError::Transport(e) = self {
-            e.set_attempts(attempts, elapsed);
-        }
-    }
-}
+seamless_remote_core::retryable_through_transport!(BufferError, BufferError::Transport);

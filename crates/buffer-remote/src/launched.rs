@@ -47,8 +47,7 @@ impl BufferLauncher for ConfigBufferLauncher {
     fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError> {
         let desc = self
             .config
-            .hashserver_launch(key.readonly, &key.selection, None)
-            .map_err(|e| BufferError::Config(e.to_string()))?;
+            .hashserver_launch(key.readonly, &key.selection, None)?;
         let folder = desc
             .hostname
             .is_none()

@@ -17,7 +17,8 @@
 //! Unlike the reference: a source that fails is skipped and the next one tried (reads), writes
 //! and promises go to every write server concurrently, and trivial checksums never need a store.
 
-use std::collections::{BTreeMap, HashMap};
+use seamless_config::activation::{ActivationError, PerKey};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -103,7 +104,7 @@ pub struct ActiveBuffers {
 #[derive(Default)]
 pub struct BufferRemote {
     extern_clients: BTreeMap<String, ExternClient>,
-    launched: HashMap<LaunchKey, LaunchedBuffer>,
+    launched: PerKey<LaunchedBuffer>,
     launcher: Option<Arc<dyn BufferLauncher>>,
     active: ActiveBuffers,
 }
@@ -156,24 +157,18 @@ impl BufferRemote {
     }
 
     fn launched_for(&mut self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError> {
-        if let Some(l) = self.launched.get(key) {
-            return Ok(l.clone());
-        }
-        let launcher = self.launcher.clone().ok_or_else(|| {
-            BufferError::Config(format!(
-                "no launched hashserver is defined for cluster '{}', project '{}' and no launcher is configured",
-                key.selection.cluster, key.selection.project
-            ))
-        })?;
-        let launched = launcher.launched_client(key)?;
-        self.launched.insert(key.clone(), launched.clone());
-        Ok(launched)
+        let launcher = self.launcher.clone();
+        self.launched.get_or_make(
+            key,
+            "hashserver",
+            launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
+        )
     }
 
     /// Computes and installs the active set (see the module docs for the rules).
     pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), BufferError> {
         let mut active = ActiveBuffers::default();
-        for key in launch_keys(options, KeyScope::Stage).map_err(BufferError::Config)? {
+        for key in launch_keys(options, KeyScope::Stage)? {
             let l = self.launched_for(&key)?;
             if let Some(folder) = l.folder.clone() {
                 active.read_folders.push(folder);
@@ -186,9 +181,11 @@ impl BufferRemote {
         for name in &options.extern_clients {
             match self.extern_clients.get(name) {
                 None => {
-                    return Err(BufferError::Config(format!(
-                        "unknown extern buffer client '{name}' (define it first)"
-                    )))
+                    return Err(ActivationError::UnknownExternClient {
+                        service: "buffer",
+                        name: name.clone(),
+                    }
+                    .into())
                 }
                 Some(ExternClient::Folder(f)) => active.read_folders.push(f.clone()),
                 Some(ExternClient::Server(c)) => {

@@ -107,16 +107,6 @@ fn find<'a>(
     })
 }
 
-/// The checksums of a transformation dict's pins (`[celltype, subcelltype, checksum]`).
-fn pins(dict: &serde_json::Map<String, Value>) -> Vec<Checksum> {
-    dict.iter()
-        .filter(|(k, _)| !(k.starts_with("__") && k.ends_with("__")))
-        .filter_map(|(_, v)| v.as_array())
-        .filter(|a| a.len() == 3)
-        .filter_map(|a| a[2].as_str()?.parse::<Checksum>().ok())
-        .collect()
-}
-
 async fn recompute_from(
     stores: &Stores,
     wanted: &Checksum,
@@ -133,7 +123,12 @@ async fn recompute_from(
         tracing::warn!(%tf, "not a transformation dict");
         return Ok(None);
     };
-    for pin in pins(&dict) {
+    let Ok(pins) = seamless_jobserver_remote::transformation::pins(&Value::Object(dict.clone()))
+    else {
+        tracing::warn!(%tf, "a malformed transformation dict");
+        return Ok(None);
+    };
+    for (_, pin) in pins {
         if stores.buffers.has_buffers(&[pin]).await == [true] {
             continue;
         }
@@ -300,7 +295,7 @@ impl LocalJobserver {
                 "no execution backend is configured and seamless-jobserver is not on PATH",
             ));
         }
-        let launcher = Launcher::default();
+        let launcher = crate::progress::launcher();
         let mut buffer_params: Vec<Value> = stores
             .buffers
             .read_folders()

@@ -13,6 +13,7 @@ pub mod checksum_arg;
 pub mod exit;
 pub mod fingertip;
 pub mod output;
+pub mod progress;
 pub mod stores;
 
 use std::process::ExitCode;

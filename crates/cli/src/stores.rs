@@ -13,7 +13,7 @@ use seamless_database_remote::launched::ConfigDatabaseLauncher;
 use seamless_database_remote::{ActiveDatabases, DatabaseClient, DatabaseRemote};
 use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
 use seamless_jobserver_remote::{ActiveJobservers, JobserverRemote};
-use seamless_launcher::{LaunchedClientInfo, Launcher};
+use seamless_launcher::LaunchedClientInfo;
 use seamless_remote_core::{ClientOptions, TransportErrorKind};
 
 use crate::args::{split_pair, Args};
@@ -56,7 +56,7 @@ pub fn buffer_error(e: BufferError) -> CliError {
     let code = match &e {
         e if e.is_integrity() => Code::Integrity,
         BufferError::Output { .. } => Code::Output,
-        BufferError::Config(_) => Code::NoStore,
+        BufferError::Config(_) | BufferError::Activation(_) => Code::NoStore,
         BufferError::Transport(t) => transport_code(t),
         BufferError::Io { .. } | BufferError::Malformed { .. } | BufferError::Partial { .. } => {
             Code::Unreachable
@@ -214,7 +214,7 @@ fn from_config(tool: Tool, opts: &LoadOptions) -> Result<Stores, CliError> {
             format!("Cannot {verb}: the configuration selects no persistent buffer store (persistent: false)"),
         ));
     }
-    let launcher = Launcher::default();
+    let launcher = crate::progress::launcher();
     let activate = ActivateOptions {
         readonly: false,
         main: Some(current.clone()),

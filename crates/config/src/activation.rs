@@ -57,8 +57,51 @@ pub enum KeyScope {
     Substage,
 }
 
+/// Why an activation (or a call on what is active) cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivationError {
+    /// An extra launched client lacks a field and there is no main selection to take it from.
+    #[error("extra launched client {extra} has no {field}, and there is no main selection to take it from")]
+    MissingField {
+        /// The extra client, as given.
+        extra: String,
+        /// `cluster` or `project`.
+        field: &'static str,
+    },
+    /// An extra launched client repeats an active key.
+    #[error("redundant extra launched client: {extra} is already active")]
+    Redundant {
+        /// The extra client, as given.
+        extra: String,
+    },
+    /// A launched client is needed but no launcher is configured.
+    #[error("no launched {service} is defined for cluster '{cluster}', project '{project}' and no launcher is configured")]
+    NoLauncher {
+        /// The service.
+        service: &'static str,
+        /// The cluster.
+        cluster: String,
+        /// The project.
+        project: String,
+    },
+    /// An extern client that was never defined.
+    #[error("unknown extern {service} client '{name}' (define it first)")]
+    UnknownExternClient {
+        /// The service.
+        service: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A call needs an active client of `service` and there is none.
+    #[error("{0}")]
+    NothingActive(&'static str),
+}
+
 /// The launch keys an activation needs, in order (main first), or why the options are invalid.
-pub fn launch_keys(options: &ActivateOptions, scope: KeyScope) -> Result<Vec<LaunchKey>, String> {
+pub fn launch_keys(
+    options: &ActivateOptions,
+    scope: KeyScope,
+) -> Result<Vec<LaunchKey>, ActivationError> {
     let scoped = |mut c: Current| {
         if scope == KeyScope::Stage {
             c.substage = None;
@@ -74,8 +117,9 @@ pub fn launch_keys(options: &ActivateOptions, scope: KeyScope) -> Result<Vec<Lau
         });
     }
     for extra in &options.extra_launched_clients {
-        let missing = |what: &str| {
-            format!("extra launched client {extra:?} has no {what}, and there is no main selection to take it from")
+        let missing = |field: &'static str| ActivationError::MissingField {
+            extra: format!("{extra:?}"),
+            field,
         };
         let inherit = |own: &Option<Option<String>>, from: Option<&Option<String>>| match own {
             Some(v) => v.clone(),
@@ -101,9 +145,9 @@ pub fn launch_keys(options: &ActivateOptions, scope: KeyScope) -> Result<Vec<Lau
             selection,
         };
         if keys.contains(&key) {
-            return Err(format!(
-                "redundant extra launched client: {extra:?} is already active"
-            ));
+            return Err(ActivationError::Redundant {
+                extra: format!("{extra:?}"),
+            });
         }
         let rw = LaunchKey {
             readonly: false,
@@ -115,6 +159,63 @@ pub fn launch_keys(options: &ActivateOptions, scope: KeyScope) -> Result<Vec<Lau
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// The launched clients (or handles) of one service, per launch key: each made once, on the
+/// first activation that needs it (every service crate's activation keeps one).
+#[derive(Debug, Clone)]
+pub struct PerKey<C> {
+    made: std::collections::HashMap<LaunchKey, C>,
+}
+
+impl<C> Default for PerKey<C> {
+    fn default() -> Self {
+        PerKey {
+            made: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<C: Clone> PerKey<C> {
+    /// The client of `key`, made now with `make` if there is none yet; without a `make` (no
+    /// launcher configured) that is [`ActivationError::NoLauncher`] for `service`.
+    pub fn get_or_make<E, F>(
+        &mut self,
+        key: &LaunchKey,
+        service: &'static str,
+        make: Option<F>,
+    ) -> Result<C, E>
+    where
+        E: From<ActivationError>,
+        F: FnOnce(&LaunchKey) -> Result<C, E>,
+    {
+        if let Some(c) = self.made.get(key) {
+            return Ok(c.clone());
+        }
+        let make = make.ok_or_else(|| ActivationError::NoLauncher {
+            service,
+            cluster: key.selection.cluster.clone(),
+            project: key.selection.project.clone(),
+        })?;
+        let c = make(key)?;
+        self.made.insert(key.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Records a client made elsewhere (the reference's `define_launched_client`).
+    pub fn insert(&mut self, key: LaunchKey, client: C) {
+        self.made.insert(key, client);
+    }
+
+    /// How many clients were made.
+    pub fn len(&self) -> usize {
+        self.made.len()
+    }
+
+    /// Whether none was made.
+    pub fn is_empty(&self) -> bool {
+        self.made.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +270,7 @@ mod tests {
         };
         assert!(launch_keys(&opts, KeyScope::Stage)
             .unwrap_err()
+            .to_string()
             .contains("redundant"));
         let opts = ActivateOptions {
             extra_launched_clients: vec![ExtraLaunched::default()],
@@ -176,6 +278,7 @@ mod tests {
         };
         assert!(launch_keys(&opts, KeyScope::Stage)
             .unwrap_err()
+            .to_string()
             .contains("no cluster"));
     }
 }

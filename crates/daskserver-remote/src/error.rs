@@ -8,9 +8,17 @@ use seamless_remote_core::Checksum;
 /// Why a Dask operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DaskError {
-    /// The configuration selects no usable daskserver, or the activation is invalid.
-    #[error("{0}")]
-    Config(String),
+    /// The configuration is invalid (a file, a name, a selection).
+    #[error(transparent)]
+    Config(#[from] seamless_config::ConfigError),
+
+    /// The activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Activation(#[from] seamless_config::activation::ActivationError),
+
+    /// A request could not be encoded as JSON.
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] serde_json::Error),
 
     /// The daskserver or the Dask front could not be launched or found.
     #[error("{what}: {reason}")]
@@ -40,7 +48,7 @@ pub enum DaskError {
 
     /// The transformation dict is not one (not an object, a pin without a checksum...).
     #[error("invalid transformation: {0}")]
-    Invalid(String),
+    Invalid(#[from] seamless_jobserver_remote::transformation::DictError),
 
     /// Inputs that are in no buffer store and were not given with the submission.
     #[error("transformation {tf}: inputs missing from the buffer store (give their buffers with the submission): {}", missing.iter().map(|(p, c)| format!("{p} = {c}")).collect::<Vec<_>>().join(", "))]

@@ -63,6 +63,14 @@ fn parse_bool(v: Option<&Value>) -> bool {
 }
 
 impl DaskInfo {
+    /// The reference's `Dask dashboard: <url>` line.
+    pub fn dashboard_line(&self) -> String {
+        match &self.dashboard_url {
+            Some(url) => format!("Dask dashboard: {url}"),
+            None => "Dask dashboard: (not reachable from here; the daskserver is tunnelled)".into(),
+        }
+    }
+
     /// Derives the info of a daskserver launched from `desc`.
     pub fn derive(desc: &LaunchDescription, conn: &Connection) -> DaskInfo {
         let params = desc.file_parameters.clone().unwrap_or(Value::Null);

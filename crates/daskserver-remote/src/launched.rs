@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use seamless_config::{Config, Current, LaunchDescription};
 use seamless_jobserver_remote::launched::RemoteClientsSource;
-use seamless_jobserver_remote::JobserverClient;
+use seamless_jobserver_remote::{JobserverClient, JobserverError};
 use seamless_launcher::{DescriptionSource, LaunchError, LaunchedService, Launcher};
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
 
@@ -70,9 +70,7 @@ impl DaskserverLaunchedHandle {
         clients: RemoteClientsSource,
         python: String,
     ) -> Result<Arc<Self>, DaskError> {
-        let dask_desc = config
-            .daskserver_launch(selection, None)
-            .map_err(|e| DaskError::Config(e.to_string()))?;
+        let dask_desc = config.daskserver_launch(selection, None)?;
         let daskserver = LaunchedService::new(dask_desc.clone(), launcher.clone());
         let info: Arc<Mutex<Option<DaskInfo>>> = Arc::default();
         let source: DescriptionSource = {
@@ -111,8 +109,8 @@ impl DaskserverLaunchedHandle {
         let front = LaunchedService::dynamic(source, launcher.clone());
         // The front answers one request per transformation, for as long as it runs: allow
         // many at once (the retry policy and timeouts are the client's).
-        let remote = RemoteClient::with_initializer(front.clone(), options)
-            .map_err(|e| DaskError::Config(e.to_string()))?;
+        let remote =
+            RemoteClient::with_initializer(front.clone(), options).map_err(JobserverError::from)?;
         Ok(Arc::new(DaskserverLaunchedHandle {
             selection: selection.clone(),
             daskserver,

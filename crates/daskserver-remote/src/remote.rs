@@ -3,11 +3,11 @@
 //! `run_transformation`, `transformation_status`, `cancel_transformation` and [`submit`] go to
 //! its front.
 //!
-//! `activate` launches or reuses the daskserver and the front at once and prints
-//! `Dask dashboard: <url>`; `deactivate` stops our front (the daskserver stays for other
+//! `activate` launches or reuses the daskserver and the front at once and returns its
+//! [`DaskInfo`] (the program shows `Dask dashboard: <url>`); `deactivate` stops our front (the daskserver stays for other
 //! clients until its idle timeout) and leaves no backend active.
 
-use std::collections::HashMap;
+use seamless_config::activation::PerKey;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use seamless_buffer_remote::ActiveBuffers;
@@ -18,6 +18,7 @@ use seamless_jobserver_remote::{JobResult, JobStatus, RunRequest};
 use seamless_remote_core::Checksum;
 
 use crate::error::DaskError;
+use crate::front::DaskInfo;
 use crate::launched::DaskserverLaunchedHandle;
 use crate::submit::Submission;
 
@@ -31,7 +32,7 @@ pub trait DaskserverLauncher: Send + Sync {
 #[derive(Default)]
 pub struct DaskserverRemote {
     launcher: Option<Arc<dyn DaskserverLauncher>>,
-    handles: HashMap<LaunchKey, Arc<DaskserverLaunchedHandle>>,
+    handles: PerKey<Arc<DaskserverLaunchedHandle>>,
     active: Option<Arc<DaskserverLaunchedHandle>>,
 }
 
@@ -64,8 +65,7 @@ impl DaskserverRemote {
             main: options.main.clone(),
             ..ActivateOptions::default()
         };
-        let Some(key) = launch_keys(&main_only, KeyScope::Substage)
-            .map_err(DaskError::Config)?
+        let Some(key) = launch_keys(&main_only, KeyScope::Substage)?
             .into_iter()
             .next()
         else {
@@ -75,18 +75,14 @@ impl DaskserverRemote {
             readonly: false,
             ..key
         };
-        if let Some(h) = self.handles.get(&key) {
-            return Ok(Some(h.clone()));
-        }
-        let launcher = self.launcher.clone().ok_or_else(|| {
-            DaskError::Config(format!(
-                "no Dask launcher is configured for cluster '{}'",
-                key.selection.cluster
-            ))
-        })?;
-        let handle = launcher.launched_handle(&key)?;
-        self.handles.insert(key, handle.clone());
-        Ok(Some(handle))
+        let launcher = self.launcher.clone();
+        self.handles
+            .get_or_make(
+                &key,
+                "daskserver",
+                launcher.map(|l| move |k: &LaunchKey| l.launched_handle(k)),
+            )
+            .map(Some)
     }
 
     /// Makes `handle` the active backend.
@@ -127,20 +123,18 @@ fn active_or_err() -> Result<Arc<DaskserverLaunchedHandle>, DaskError> {
 }
 
 /// Activates the Dask backend of `options.main` (no main: nothing, as the reference's
-/// `no_main=True`): launches or reuses the daskserver and the front, prints
-/// `Dask dashboard: <url>` and makes the handle the process's backend.
-pub async fn activate(options: &ActivateOptions) -> Result<(), DaskError> {
+/// `no_main=True`): launches or reuses the daskserver and the front and makes the handle the
+/// process's backend. Returns what the daskserver is ([`DaskInfo::dashboard_line`] is the
+/// reference's `Dask dashboard: <url>`, for the program to show; it is also a `tracing` event).
+pub async fn activate(options: &ActivateOptions) -> Result<Option<DaskInfo>, DaskError> {
     let handle = global_write().handle_for(options)?;
     let Some(handle) = handle else {
-        return Ok(());
+        return Ok(None);
     };
     let info = handle.ensure().await?;
-    match &info.dashboard_url {
-        Some(url) => println!("Dask dashboard: {url}"),
-        None => println!("Dask dashboard: (not reachable from here; the daskserver is tunnelled)"),
-    }
+    tracing::info!(target: "seamless_dask", "{}", info.dashboard_line());
     global_write().set_active(Some(handle));
-    Ok(())
+    Ok(Some(info))
 }
 
 /// Deactivates: stops our front (blocking, a few seconds at most) and leaves no backend.

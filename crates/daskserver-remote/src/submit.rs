@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use seamless_buffer_remote::ActiveBuffers;
+use seamless_config::activation::ActivationError;
 use seamless_database_remote::ActiveDatabases;
+use seamless_jobserver_remote::transformation::DictError;
 use seamless_jobserver_remote::{JobserverClient, RunRequest};
 use seamless_remote_core::Checksum;
 use serde_json::{Map, Value};
@@ -64,40 +66,17 @@ impl Submission {
     }
 }
 
-/// The input pins of a transformation dict, with their checksums.
+/// The input pins of a transformation dict, with their checksums (the one definition:
+/// [`seamless_jobserver_remote::transformation::pins`]).
 pub fn pins(dict: &Value) -> Result<Vec<(String, Checksum)>, DaskError> {
-    let map = dict
-        .as_object()
-        .ok_or_else(|| DaskError::Invalid("the transformation dict is not an object".into()))?;
-    let mut out = Vec::new();
-    for (name, value) in map {
-        if name.starts_with("__") || name.starts_with("META__") {
-            continue;
-        }
-        let checksum = value
-            .as_array()
-            .filter(|a| a.len() == 3)
-            .and_then(|a| a[2].as_str())
-            .ok_or_else(|| {
-                DaskError::Invalid(format!(
-                    "pin '{name}' must be [celltype, subcelltype, checksum], not {value}"
-                ))
-            })?;
-        let checksum = checksum
-            .parse::<Checksum>()
-            .map_err(|e| DaskError::Invalid(format!("pin '{name}': {e}")))?;
-        out.push((name.clone(), checksum));
-    }
-    Ok(out)
+    Ok(seamless_jobserver_remote::transformation::pins(dict)?)
 }
 
 /// The buffer that defines a transformation's checksum (seamless-transformer's
 /// `tf_get_buffer`): the pins and the identity dunders, as `plain` JSON (sorted keys, 2-space
 /// indent, a trailing newline).
 pub fn identity_buffer(dict: &Value) -> Result<Bytes, DaskError> {
-    let map = dict
-        .as_object()
-        .ok_or_else(|| DaskError::Invalid("the transformation dict is not an object".into()))?;
+    let map = dict.as_object().ok_or(DictError::NotAnObject)?;
     let mut identity = Map::new();
     for (key, value) in map {
         if LOAD_BEARING.contains(&key.as_str()) {
@@ -105,16 +84,13 @@ pub fn identity_buffer(dict: &Value) -> Result<Bytes, DaskError> {
         } else if NOT_IDENTITY.contains(&key.as_str()) || key.starts_with("META__") {
             continue;
         } else if key.starts_with("__") {
-            return Err(DaskError::Invalid(format!(
-                "unknown transformation dunder key: {key}"
-            )));
+            return Err(DictError::UnknownDunder(key.clone()).into());
         } else {
             identity.insert(key.clone(), value.clone());
         }
     }
     pins(dict)?;
-    let mut text = serde_json::to_string_pretty(&Value::Object(identity))
-        .map_err(|e| DaskError::Invalid(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&Value::Object(identity))?;
     text.push('\n');
     Ok(Bytes::from(text))
 }
@@ -146,14 +122,16 @@ pub async fn submit(
         }
     }
     if !buffers.has_write_server() {
-        return Err(DaskError::Config(
-            "Remote execution requires an active hashserver".into(),
-        ));
+        return Err(ActivationError::NothingActive(
+            "Remote execution requires an active hashserver",
+        )
+        .into());
     }
     if !databases.has_write_server() {
-        return Err(DaskError::Config(
-            "Remote execution requires an active database server".into(),
-        ));
+        return Err(ActivationError::NothingActive(
+            "Remote execution requires an active database server",
+        )
+        .into());
     }
     let pins = pins(&submission.transformation_dict)?;
     // The transformation buffer is small: stored unconditionally (an existing one costs the

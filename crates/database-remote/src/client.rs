@@ -113,8 +113,7 @@ impl DatabaseClient {
         } else {
             RequestSpec::get("/")
         }
-        .json(body)
-        .map_err(|e| DatabaseError::Config(format!("cannot encode a database request: {e}")))?;
+        .json(body)?;
         let request = body["type"].as_str().unwrap_or("?").to_string();
         if seamless_remote_core::env::remote_db_debug() {
             tracing::info!(target: "seamless_remote::remote_db", url = %self.name(), %request, put = method_put, "database request");

@@ -1,8 +1,5 @@
 //! The database crate's error type.
 
-use std::time::Duration;
-
-use seamless_remote_core::retry::{Disposition, Retryable};
 use seamless_remote_core::TransportError;
 
 /// Why a database operation failed.
@@ -58,21 +55,17 @@ pub enum DatabaseError {
         target: String,
     },
 
-    /// An activation or definition problem.
-    #[error("{0}")]
-    Config(String),
+    /// The configuration is invalid (a file, a name, a selection).
+    #[error(transparent)]
+    Config(#[from] seamless_config::ConfigError),
+
+    /// The activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Activation(#[from] seamless_config::activation::ActivationError),
+
+    /// A request could not be encoded as JSON.
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
-impl Retryable for DatabaseError {
-    fn disposition(&self) -> Disposition {
-        match self {
-            DatabaseError::Transport(e) => e.disposition(),
-            _ => Disposition::Definite,
-        }
-    }
-    fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
-        if let DatabaseError::Transport(e) = self {
-            e.set_attempts(attempts, elapsed);
-        }
-    }
-}
+seamless_remote_core::retryable_through_transport!(DatabaseError, DatabaseError::Transport);

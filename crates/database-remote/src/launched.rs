@@ -43,8 +43,7 @@ impl DatabaseLauncher for ConfigDatabaseLauncher {
     fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError> {
         let desc = self
             .config
-            .database_launch(key.readonly, &key.selection, None)
-            .map_err(|e| DatabaseError::Config(e.to_string()))?;
+            .database_launch(key.readonly, &key.selection, None)?;
         let service = LaunchedService::new(desc, self.launcher.clone());
         let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
         self.services.add(key, service);

@@ -7,7 +7,8 @@
 //! `set_transformation_result` returns False even on success). Activation rules are the shared
 //! ones ([`seamless_remote_core::activation`]).
 
-use std::collections::{BTreeMap, HashMap};
+use seamless_config::activation::{ActivationError, PerKey};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -53,7 +54,7 @@ pub struct ActiveDatabases {
 #[derive(Default)]
 pub struct DatabaseRemote {
     extern_clients: BTreeMap<String, DatabaseClient>,
-    launched: HashMap<LaunchKey, DatabaseClient>,
+    launched: PerKey<DatabaseClient>,
     launcher: Option<Arc<dyn DatabaseLauncher>>,
     active: ActiveDatabases,
 }
@@ -104,24 +105,18 @@ impl DatabaseRemote {
     }
 
     fn launched_for(&mut self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError> {
-        if let Some(c) = self.launched.get(key) {
-            return Ok(c.clone());
-        }
-        let launcher = self.launcher.clone().ok_or_else(|| {
-            DatabaseError::Config(format!(
-                "no launched database is defined for cluster '{}', project '{}' and no launcher is configured",
-                key.selection.cluster, key.selection.project
-            ))
-        })?;
-        let c = launcher.launched_client(key)?;
-        self.launched.insert(key.clone(), c.clone());
-        Ok(c)
+        let launcher = self.launcher.clone();
+        self.launched.get_or_make(
+            key,
+            "database",
+            launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
+        )
     }
 
     /// Computes and installs the active set.
     pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), DatabaseError> {
         let mut active = ActiveDatabases::default();
-        for key in launch_keys(options, KeyScope::Stage).map_err(DatabaseError::Config)? {
+        for key in launch_keys(options, KeyScope::Stage)? {
             let c = self.launched_for(&key)?;
             if !key.readonly {
                 active.write.push(c.clone());
@@ -130,9 +125,10 @@ impl DatabaseRemote {
         }
         for name in &options.extern_clients {
             let c = self.extern_clients.get(name).ok_or_else(|| {
-                DatabaseError::Config(format!(
-                    "unknown extern database client '{name}' (define it first)"
-                ))
+                DatabaseError::from(ActivationError::UnknownExternClient {
+                    service: "database",
+                    name: name.clone(),
+                })
             })?;
             if !c.readonly() {
                 active.write.push(c.clone());

@@ -203,8 +203,7 @@ impl JobserverClient {
             ..self.remote.options().timeouts
         };
         let spec = RequestSpec::get("/run-transformation")
-            .json(request)
-            .map_err(|e| JobserverError::Config(format!("cannot encode the request: {e}")))?
+            .json(request)?
             .timeouts(timeouts);
         let tf = request.tf_checksum;
         let mut guard = CancelOnDrop {

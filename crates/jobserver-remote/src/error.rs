@@ -1,8 +1,5 @@
 //! The jobserver crate's error type.
 
-use std::time::Duration;
-
-use seamless_remote_core::retry::{Disposition, Retryable};
 use seamless_remote_core::{Checksum, TransportError};
 
 /// Why a jobserver operation failed.
@@ -50,21 +47,17 @@ pub enum JobserverError {
         detail: String,
     },
 
-    /// An activation or configuration problem.
-    #[error("{0}")]
-    Config(String),
+    /// The configuration is invalid (a file, a name, a selection).
+    #[error(transparent)]
+    Config(#[from] seamless_config::ConfigError),
+
+    /// The activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Activation(#[from] seamless_config::activation::ActivationError),
+
+    /// A request could not be encoded as JSON.
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
-impl Retryable for JobserverError {
-    fn disposition(&self) -> Disposition {
-        match self {
-            JobserverError::Transport(e) => e.disposition(),
-            _ => Disposition::Definite,
-        }
-    }
-    fn set_attempts(&mut self, attempts: u32, elapsed: Duration) {
-        if let JobserverError::Transport(e) = self {
-            e.set_attempts(attempts, elapsed);
-        }
-    }
-}
+seamless_remote_core::retryable_through_transport!(JobserverError, JobserverError::Transport);

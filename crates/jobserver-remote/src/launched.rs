@@ -68,9 +68,7 @@ impl JobserverLauncher for ConfigJobserverLauncher {
         let selection = key.selection.clone();
         let clients = self.clients.clone();
         // Fail now on a configuration that cannot give a jobserver.
-        config
-            .jobserver_launch(&selection, &RemoteClients::default(), None)
-            .map_err(|e| JobserverError::Config(e.to_string()))?;
+        config.jobserver_launch(&selection, &RemoteClients::default(), None)?;
         let source: DescriptionSource = Arc::new(move || {
             let config = config.clone();
             let selection = selection.clone();

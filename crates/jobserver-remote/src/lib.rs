@@ -4,11 +4,13 @@
 //!   comes back with its traceback and is never re-run; dropping the future cancels the job),
 //!   `cancel_transformation`, `transformation_status`.
 //! * [`remote`]: the activation API over the jobservers of the current stage.
+//! * [`transformation`]: the pins of a transformation dict.
 
 pub mod client;
 pub mod error;
 pub mod launched;
 pub mod remote;
+pub mod transformation;
 
 pub use client::{JobResult, JobStatus, JobserverClient, RunRequest};
 pub use error::JobserverError;

@@ -6,7 +6,8 @@
 //! and is returned at once. `cancel_transformation` asks every client; `transformation_status`
 //! returns the first status that is not `not-running`.
 
-use std::collections::{BTreeMap, HashMap};
+use seamless_config::activation::{ActivationError, PerKey};
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use seamless_config::activation::{launch_keys, KeyScope};
@@ -37,7 +38,7 @@ pub struct ActiveJobservers {
 #[derive(Default)]
 pub struct JobserverRemote {
     extern_clients: BTreeMap<String, JobserverClient>,
-    launched: HashMap<LaunchKey, JobserverClient>,
+    launched: PerKey<JobserverClient>,
     launcher: Option<Arc<dyn JobserverLauncher>>,
     active: ActiveJobservers,
 }
@@ -85,26 +86,18 @@ impl JobserverRemote {
     /// Computes and installs the active set (launched per substage; `readonly` plays no role).
     pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), JobserverError> {
         let mut clients = Vec::new();
-        let keys = launch_keys(options, KeyScope::Substage).map_err(JobserverError::Config)?;
+        let keys = launch_keys(options, KeyScope::Substage)?;
         for key in keys {
             let key = LaunchKey {
                 readonly: false,
                 ..key
             };
-            let client = match self.launched.get(&key) {
-                Some(c) => c.clone(),
-                None => {
-                    let launcher = self.launcher.clone().ok_or_else(|| {
-                        JobserverError::Config(format!(
-                            "no launched jobserver is defined for cluster '{}' and no launcher is configured",
-                            key.selection.cluster
-                        ))
-                    })?;
-                    let c = launcher.launched_client(&key)?;
-                    self.launched.insert(key.clone(), c.clone());
-                    c
-                }
-            };
+            let launcher = self.launcher.clone();
+            let client = self.launched.get_or_make(
+                &key,
+                "jobserver",
+                launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
+            )?;
             if !clients
                 .iter()
                 .any(|c: &JobserverClient| c.url() == client.url() && c.url().is_some())
@@ -114,9 +107,10 @@ impl JobserverRemote {
         }
         for name in &options.extern_clients {
             let c = self.extern_clients.get(name).ok_or_else(|| {
-                JobserverError::Config(format!(
-                    "unknown extern jobserver client '{name}' (define it first)"
-                ))
+                JobserverError::from(ActivationError::UnknownExternClient {
+                    service: "jobserver",
+                    name: name.clone(),
+                })
             })?;
             clients.push(c.clone());
         }
@@ -144,7 +138,7 @@ impl JobserverRemote {
 }
 
 fn none_available() -> JobserverError {
-    JobserverError::Config("No jobserver clients are available (activate a stage with 'remote: jobserver', or define an extern jobserver)".into())
+    ActivationError::NothingActive("No jobserver clients are available (activate a stage with 'remote: jobserver', or define an extern jobserver)").into()
 }
 
 impl ActiveJobservers {
@@ -240,4 +234,22 @@ pub fn deactivate() {
 /// [`ActiveJobservers::run_transformation`] on the process-wide state.
 pub async fn run_transformation(request: &RunRequest) -> Result<JobResult, JobserverError> {
     active().run_transformation(request).await
+}
+
+/// [`ActiveJobservers::cancel_transformation`] on the process-wide state.
+pub async fn cancel_transformation(tf: &Checksum) -> Result<bool, JobserverError> {
+    active().cancel_transformation(tf).await
+}
+
+/// [`ActiveJobservers::transformation_status`] on the process-wide state.
+pub async fn transformation_status(tf: &Checksum) -> Result<JobStatus, JobserverError> {
+    active().transformation_status(tf).await
+}
+
+/// Defines an extern jobserver client on the process-wide state.
+pub fn define_extern_client(name: &str, url: &str) -> Result<(), JobserverError> {
+    GLOBAL
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .define_extern_client(name, url)
 }

@@ -11,6 +11,7 @@ use crate::connection::{Connection, Outcome};
 use crate::error::{io, LaunchError};
 use crate::local::LocalSide;
 use crate::probe::http_ok;
+use crate::progress::{LaunchEvent, ProgressCallback};
 use crate::side::Side;
 use crate::ssh::SshSide;
 use crate::state::{extra_ports, pid_of, port_of, read_object, remove, write_atomic, StateDirs};
@@ -34,14 +35,23 @@ impl Default for LaunchTimeouts {
 }
 
 /// Launches and finds services, in one state directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Launcher {
     dirs: StateDirs,
     timeouts: LaunchTimeouts,
     env: Vec<(String, String)>,
     ssh: Vec<String>,
-    /// Print progress on stderr.
-    pub progress: bool,
+    progress: Option<ProgressCallback>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("dirs", &self.dirs)
+            .field("timeouts", &self.timeouts)
+            .field("ssh", &self.ssh)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Launcher {
@@ -69,7 +79,7 @@ impl Launcher {
                 .and_then(|s| shlex::split(&s))
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| vec!["ssh".to_string()]),
-            progress: true,
+            progress: None,
         }
     }
 
@@ -114,10 +124,18 @@ impl Launcher {
         &self.dirs
     }
 
-    fn say(&self, msg: &str) {
-        if self.progress {
-            eprintln!("{msg}");
+    /// Emits a progress event: a `tracing` event, and the program's callback if it set one.
+    fn say(&self, event: LaunchEvent) {
+        tracing::info!(target: "seamless_launcher", "{event}");
+        if let Some(cb) = &self.progress {
+            cb(&event);
         }
+    }
+
+    /// Sets the callback that receives the launcher's progress (the library prints nothing).
+    pub fn with_progress(mut self, callback: ProgressCallback) -> Self {
+        self.progress = Some(callback);
+        self
     }
 
     /// Launches or reuses the service of `desc` (blocking; see the module docs).
@@ -210,15 +228,13 @@ impl Launcher {
                             return self.write_client(desc, &server, c, Outcome::ReusedRemote);
                         }
                     } else {
-                        self.say(&format!("{key}: parameters changed, relaunching"));
+                        self.say(LaunchEvent::Relaunching { key: key.clone() });
                     }
                     side.stop(key, pid);
                     side.remove_server(key);
                 }
                 ("starting", Some(p)) if !side.pid_dead(key, p, &server) => {
-                    self.say(&format!(
-                        "Waiting for {key} (being started by another process)..."
-                    ));
+                    self.say(LaunchEvent::StartedElsewhere { key: key.clone() });
                     match self.monitor(desc, side) {
                         Ok(server) => {
                             let c = self.checked(desc, &server, 6, side)?;
@@ -305,7 +321,10 @@ impl Launcher {
 
     fn launch(&self, desc: &LaunchDescription, side: &dyn Side) -> Result<Connection, LaunchError> {
         let name = desc.service.name();
-        self.say(&format!("Launch {name}..."));
+        self.say(LaunchEvent::Launching {
+            service: name.to_string(),
+            key: desc.key.clone(),
+        });
         let started = Instant::now();
         // The argument vector goes to `exec` as it is: a value with spaces or shell characters
         // stays one argument.
@@ -327,10 +346,11 @@ impl Launcher {
         let server = self.monitor(desc, side)?;
         let c = self.checked(desc, &server, 6, side)?;
         let conn = self.write_client(desc, &server, c, Outcome::Launched)?;
-        self.say(&format!(
-            "{name} ready ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        ));
+        self.say(LaunchEvent::Ready {
+            service: name.to_string(),
+            key: desc.key.clone(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
         Ok(conn)
     }
 
@@ -398,9 +418,10 @@ impl Launcher {
             }
             if !told && start.elapsed() > Duration::from_millis(1500) {
                 let (_, log) = side.log(key);
-                self.say(&format!(
-                    "  waiting for {key} to report running (log: {log})"
-                ));
+                self.say(LaunchEvent::Waiting {
+                    key: key.clone(),
+                    log,
+                });
                 told = true;
             }
             std::thread::sleep(side.poll());

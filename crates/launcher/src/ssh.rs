@@ -11,6 +11,34 @@ use crate::state::parse_object;
 use crate::LaunchError;
 use seamless_config::LaunchDescription;
 
+/// What a command on the remote host did.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteRun {
+    /// Whether it exited with status 0.
+    pub(crate) ok: bool,
+    /// Its stdout (lossy UTF-8).
+    pub(crate) stdout: String,
+    /// Its stderr (lossy UTF-8), or why it could not run.
+    pub(crate) stderr: String,
+}
+
+impl RemoteRun {
+    fn from_output(output: std::io::Result<std::process::Output>) -> Self {
+        match output {
+            Ok(o) => RemoteRun {
+                ok: o.status.success(),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            },
+            Err(e) => RemoteRun {
+                ok: false,
+                stdout: String::new(),
+                stderr: e.to_string(),
+            },
+        }
+    }
+}
+
 /// A remote host reached with `ssh`.
 pub(crate) struct SshSide {
     /// The ssh command (default `ssh`; `SEAMLESS_LAUNCHER_SSH` overrides it).
@@ -46,16 +74,16 @@ impl SshSide {
     fn has_helpers(&self) -> bool {
         *self
             .helpers
-            .get_or_init(|| self.bash("command -v rhl-inspect >/dev/null").0)
+            .get_or_init(|| self.bash("command -v rhl-inspect >/dev/null").ok)
     }
 
     /// Runs a bash script on the remote host.
-    fn bash(&self, script: &str) -> (bool, String, String) {
+    fn bash(&self, script: &str) -> RemoteRun {
         self.bash_with_input(script, None)
     }
 
     /// Runs a bash script on the remote host, with `input` on its stdin (else none).
-    fn bash_with_input(&self, script: &str, input: Option<&[u8]>) -> (bool, String, String) {
+    fn bash_with_input(&self, script: &str, input: Option<&[u8]>) -> RemoteRun {
         use std::io::Write;
         let quoted = shlex::try_quote(script)
             .map(|c| c.into_owned())
@@ -78,14 +106,7 @@ impl SshSide {
             }
             child.wait_with_output()
         };
-        match run() {
-            Ok(o) => (
-                o.status.success(),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            ),
-            Err(e) => (false, String::new(), e.to_string()),
-        }
+        RemoteRun::from_output(run())
     }
 
     fn key_file(key: &str, ext: &str) -> String {
@@ -94,28 +115,23 @@ impl SshSide {
             remote_word(&format!("{key}.{ext}"))
         )
     }
-    /// Runs a helper on the remote host: (exit ok, stdout, stderr).
-    fn helper(&self, argv: &[&str]) -> (bool, String, String) {
+    /// Runs a helper on the remote host.
+    fn helper(&self, argv: &[&str]) -> RemoteRun {
         let remote = shlex::try_join(argv.iter().copied()).unwrap_or_default();
         let mut c = Command::new(&self.ssh[0]);
         c.args(&self.ssh[1..])
             .arg(&self.host)
             .arg(remote)
             .stdin(Stdio::null());
-        match c.output() {
-            Ok(o) => (
-                o.status.success(),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            ),
-            Err(e) => (false, String::new(), e.to_string()),
-        }
+        RemoteRun::from_output(c.output())
     }
 }
 
 impl Side for SshSide {
     fn read_server(&self, key: &str) -> Option<Map<String, Value>> {
-        let (ok, out, _) = if self.has_helpers() {
+        let RemoteRun {
+            ok, stdout: out, ..
+        } = if self.has_helpers() {
             self.helper(&["rhl-inspect", key])
         } else {
             self.bash(&format!("cat {}", Self::key_file(key, "json")))
@@ -136,9 +152,9 @@ impl Side for SshSide {
 
     fn pid_dead(&self, _key: &str, pid: i32, _server: &Map<String, Value>) -> bool {
         if self.has_helpers() {
-            !self.helper(&["rhl-pid-alive", &pid.to_string()]).0
+            !self.helper(&["rhl-pid-alive", &pid.to_string()]).ok
         } else {
-            !self.bash(&format!("kill -0 {pid} 2>/dev/null")).0
+            !self.bash(&format!("kill -0 {pid} 2>/dev/null")).ok
         }
     }
 
@@ -156,18 +172,20 @@ impl Side for SshSide {
 
     fn port_open(&self, host: &str, port: u16) -> bool {
         if self.has_helpers() {
-            return self.helper(&["rhl-verify-port", host, &port.to_string()]).0;
+            return self
+                .helper(&["rhl-verify-port", host, &port.to_string()])
+                .ok;
         }
         let target = remote_word(&format!("/dev/tcp/{host}/{port}"));
         self.bash(&format!("timeout 2 bash -c \"exec 3<>\"{target}"))
-            .0
+            .ok
     }
 
     fn handshake(&self, host: &str, port: u16, path: &str) -> bool {
         let path = path.trim_start_matches('/');
         if self.has_helpers() {
             let url = format!("http://{host}:{port}/{path}");
-            return self.helper(&["rhl-handshake", &url]).0;
+            return self.helper(&["rhl-handshake", &url]).ok;
         }
         let request = remote_word(&format!(
             "GET /{path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n"
@@ -175,12 +193,14 @@ impl Side for SshSide {
         let target = remote_word(&format!("/dev/tcp/{host}/{port}"));
         let script =
             format!("exec 3<>{target} && printf %b {request} >&3 && timeout 10 head -c 12 <&3");
-        let (ok, out, _) = self.bash(&script);
+        let RemoteRun {
+            ok, stdout: out, ..
+        } = self.bash(&script);
         ok && (out.starts_with("HTTP/1.1 2") || out.starts_with("HTTP/1.0 2"))
     }
 
     fn log(&self, key: &str) -> (String, String) {
-        let (_, out, _) = if self.has_helpers() {
+        let RemoteRun { stdout: out, .. } = if self.has_helpers() {
             self.helper(&["rhl-logs", key, "--tail", "15"])
         } else {
             self.bash(&format!("tail -n 15 {}", Self::key_file(key, "log")))
@@ -220,7 +240,9 @@ impl Side for SshSide {
         args.push("--".into());
         args.extend(argv.iter().cloned());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, _, err) = self.helper(&refs);
+        let RemoteRun {
+            ok, stderr: err, ..
+        } = self.helper(&refs);
         if ok {
             Ok(())
         } else {
@@ -241,8 +263,8 @@ impl Side for SshSide {
             "mkdir -p \"$(dirname {target})\" && cat > {target}.tmp.$$ && mv {target}.tmp.$$ {target}"
         );
         match self.bash_with_input(&script, Some(contents)) {
-            (true, _, _) => Ok(()),
-            (false, _, err) => Err(format!(
+            RemoteRun { ok: true, .. } => Ok(()),
+            RemoteRun { stderr: err, .. } => Err(format!(
                 "cannot write {path} on {}: {}",
                 self.host,
                 err.trim()
@@ -290,7 +312,9 @@ impl SshSide {
             w = remote_word(&desc.workdir),
             json = remote_word(&state.to_string()),
         );
-        let (ok, _, err) = self.bash(&script);
+        let RemoteRun {
+            ok, stderr: err, ..
+        } = self.bash(&script);
         if ok {
             Ok(())
         } else {

@@ -262,6 +262,41 @@ where
     }
 }
 
+/// Implements [`Retryable`] for a service error type whose `$variant` wraps a
+/// [`TransportError`](crate::TransportError): that variant is retried as the transport failure
+/// it carries; every other failure (a failed job, a malformed answer...) is definite.
+///
+/// ```
+/// #[derive(Debug)]
+/// enum MyError {
+///     Transport(seamless_remote_core::TransportError),
+///     Failed,
+/// }
+/// seamless_remote_core::retryable_through_transport!(MyError, MyError::Transport);
+/// use seamless_remote_core::{Disposition, Retryable};
+/// assert_eq!(MyError::Failed.disposition(), Disposition::Definite);
+/// ```
+#[macro_export]
+macro_rules! retryable_through_transport {
+    ($ty:ty, $variant:path) => {
+        impl $crate::retry::Retryable for $ty {
+            fn disposition(&self) -> $crate::retry::Disposition {
+                match self {
+                    $variant(e) => $crate::retry::Retryable::disposition(e),
+                    #[allow(unreachable_patterns)]
+                    _ => $crate::retry::Disposition::Definite,
+                }
+            }
+            fn set_attempts(&mut self, attempts: u32, elapsed: ::std::time::Duration) {
+                #[allow(irrefutable_let_patterns)]
+                if let $variant(e) = self {
+                    $crate::retry::Retryable::set_attempts(e, attempts, elapsed);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
