@@ -14,6 +14,7 @@ mod bench_cli;
 mod bench_dask;
 mod demo;
 mod demo_dask;
+mod prereq;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -44,14 +45,20 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
     match args.first().map(String::as_str) {
-        Some("test") => test(&root, &args[1..]),
+        Some("test") => {
+            prereq::for_test()?;
+            test(&root, &args[1..])
+        }
         Some("venv") => venv::ensure(&root).map(|p| println!("{}", p.display())),
-        Some("demo") => match args.get(1).map(String::as_str) {
+        Some("demo") => match prereq::for_services().map(|()| args.get(1).map(String::as_str))? {
             None => demo::run(&root),
             Some("dask") => demo_dask::run(&root),
             Some(other) => bail!("unknown demo {other:?} (none, or dask)"),
         },
-        Some("bench") => bench::run(&root, &args[1..]),
+        Some("bench") => {
+            prereq::for_services()?;
+            bench::run(&root, &args[1..])
+        }
         Some("-h") | Some("--help") | Some("help") | None => {
             println!("{}", usage());
             Ok(())

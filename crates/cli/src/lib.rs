@@ -18,7 +18,7 @@ pub mod stores;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use seamless_buffer_remote::trivial::trivial_buffer;
 
 use args::Args;
@@ -50,7 +50,15 @@ pub fn main_with(tool: Tool) -> ExitCode {
         Tool::Resolve => "seamless-resolve",
         Tool::Fingertip => "seamless-fingertip",
     };
-    let args = Args::parse();
+    // The program's own name in --help and --version (not the package's).
+    let matches = Args::command()
+        .name(program)
+        .bin_name(program)
+        .get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     init_tracing(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -328,6 +328,18 @@ async fn resolve_failures_are_one_or_two_lines_with_distinct_codes() {
     // --help documents the exit codes.
     let out = run(RESOLVE, &["--help"], &[], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("integrity failure"));
+    // --version names the program, not the package.
+    for (bin, name) in [
+        (RESOLVE, "seamless-resolve "),
+        (FINGERTIP, "seamless-fingertip "),
+    ] {
+        let out = run(bin, &["--version"], &[], dir.path());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(name),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 #[tokio::test]

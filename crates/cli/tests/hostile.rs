@@ -1,7 +1,7 @@
 //! The built binaries against hostile peers, files and configuration (SECURITY.md): each case
-//! ends with a clear error and the right exit code, in bounded memory (peak RSS from `wait4`),
-//! leaving nothing behind. Hostile servers are the harness's [`HostileServer`]; real services
-//! are used wherever the case is about them.
+//! ends with a clear error and the right exit code, in bounded memory (peak RSS sampled from
+//! `/proc`, see `run_measured`), leaving nothing behind. Hostile servers are the harness's
+//! [`HostileServer`]; real services are used wherever the case is about them.
 
 #![allow(clippy::unwrap_used)]
 
