@@ -8,12 +8,14 @@
 //!   same on a local Dask cluster (daskserver and Dask front).
 //! * `cargo xtask bench [buffer|database|cli|dask]`: Rust vs the Python reference, side by side
 //!   in one run, reported as ratios.
+//! * `cargo xtask dist`: release binaries, shell completions and man pages in `target/dist/`.
 
 mod bench;
 mod bench_cli;
 mod bench_dask;
 mod demo;
 mod demo_dask;
+mod dist;
 mod prereq;
 mod venv;
 
@@ -38,7 +40,8 @@ fn usage() -> &'static str {
      test            fmt check, clippy, harness virtualenv, all tests (real services required)\n  \
      venv            create or refresh the harness virtualenv under target/\n  \
      demo [dask]     run the main job on a local default (or on a local Dask cluster)\n  \
-     bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)"
+     bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)\n  \
+     dist            release binaries, shell completions and man pages in target/dist/"
 }
 
 fn run() -> Result<()> {
@@ -55,6 +58,7 @@ fn run() -> Result<()> {
             Some("dask") => demo_dask::run(&root),
             Some(other) => bail!("unknown demo {other:?} (none, or dask)"),
         },
+        Some("dist") => dist::run(&root),
         Some("bench") => {
             prereq::for_services()?;
             bench::run(&root, &args[1..])

@@ -12,6 +12,18 @@
 //!   writing to every write server concurrently.
 //!
 //! A buffer whose SHA-256 differs from its checksum is never returned.
+//!
+//! ```no_run
+//! use seamless_buffer_remote::{BufferClient, Checksum};
+//! # async fn demo() -> Result<(), seamless_buffer_remote::BufferError> {
+//! let client = BufferClient::new("http://127.0.0.1:5100", false)?;
+//! let data = bytes::Bytes::from_static(b"hello world");
+//! let cs = Checksum::of(&data);
+//! client.write(&cs, data).await?;
+//! assert_eq!(client.get(&cs).await?.as_deref(), Some(&b"hello world"[..]));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod error;

@@ -7,6 +7,14 @@
 //! Both read their stores from `SEAMLESS_REMOTE_CLIENTS` or the project configuration, exactly as
 //! the Python tools do, and fail with one or two lines and a documented exit code
 //! ([`exit::EXIT_CODES`]), never a backtrace.
+//!
+//! ```
+//! use seamless_cli::checksum_arg;
+//! let cs = checksum_arg::parse("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
+//!     .expect("a literal checksum");
+//! assert_eq!(cs.to_hex().len(), 64);
+//! assert!(checksum_arg::parse("not a checksum").is_err());
+//! ```
 
 pub mod args;
 pub mod checksum_arg;

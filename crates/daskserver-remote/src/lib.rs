@@ -13,6 +13,23 @@
 //! * [`front`]: the front's program and launch description.
 //! * [`submit`]: the caller side (result cache, input upload) of a submission by dict.
 //! * [`remote`]: `activate` / `deactivate` and the functions over the active backend.
+//!
+//! ```no_run
+//! use seamless_daskserver_remote::{remote, Submission};
+//! # async fn demo(
+//! #     options: &seamless_config::activation::ActivateOptions,
+//! #     dict: serde_json::Value,
+//! #     buffers: &seamless_buffer_remote::ActiveBuffers,
+//! #     databases: &seamless_database_remote::ActiveDatabases,
+//! # ) -> Result<(), seamless_daskserver_remote::DaskError> {
+//! if let Some(info) = remote::activate(options).await? {
+//!     println!("{}", info.dashboard_line());
+//! }
+//! let result = remote::submit(&Submission::new(dict, vec![]), buffers, databases).await?;
+//! println!("result: {result}");
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod error;
 pub mod front;

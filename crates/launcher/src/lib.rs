@@ -21,6 +21,19 @@
 //! `rhl-launch-service`, ...), as the reference does; with `tunnel: true` a detached
 //! `ssh -N -L` forwards a local port. The ssh command is `ssh`, or `SEAMLESS_LAUNCHER_SSH`
 //! (split like a shell would; our addition, e.g. `ssh -F /path/config`).
+//!
+//! ```no_run
+//! use seamless_config::{load, LoadOptions};
+//! use seamless_launcher::{Launcher, StateDirs};
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = load(&LoadOptions::from_env(std::env::current_dir()?))?;
+//! let desc = config.hashserver_launch(false, &config.current()?, None)?;
+//! let launcher = Launcher::new(StateDirs::from_env());
+//! let connection = launcher.run(&desc)?; // reuses a running hashserver, or launches one
+//! println!("hashserver at {}", connection.url());
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs, unreachable_pub)]
 

@@ -18,6 +18,20 @@
 //! untrusted data `seamless-safe-io`.
 //!
 //! HTTPS (rustls, verified certificates) is behind the default `tls` feature.
+//!
+//! ```no_run
+//! use seamless_remote_core::{Checksum, RemoteClient, RequestSpec};
+//! # async fn demo() -> Result<(), seamless_remote_core::TransportError> {
+//! let cs = Checksum::of(b"hello world");
+//! assert_eq!(cs.to_hex().len(), 64);
+//! let client = RemoteClient::new("http://127.0.0.1:5100")?;
+//! let (status, body) = client
+//!     .request_bytes(&RequestSpec::get(format!("/{cs}")), 1 << 20)
+//!     .await?;
+//! println!("{status}: {} bytes", body.len());
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs, unreachable_pub)]
 
