@@ -22,10 +22,10 @@ pub struct Args {
     /// Write the buffer to FILE (exact bytes) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Select the project (and subproject): PROJECT[:SUBPROJECT].
+    /// Select the project (and subproject): PROJECT or PROJECT:SUBPROJECT.
     #[arg(long, value_name = "P[:SUB]")]
     pub project: Option<String>,
-    /// Select the stage (and substage): STAGE[:SUBSTAGE].
+    /// Select the stage (and substage): STAGE or STAGE:SUBSTAGE.
     #[arg(long, value_name = "S[:SUB]")]
     pub stage: Option<String>,
     /// Show what is asked of which store.

@@ -11,7 +11,7 @@
 //!   plan of activations a stage change performs.
 //! * [`launch`]: the launch descriptions of hashserver, database, jobserver and daskserver, with
 //!   their final `key` and `command` strings.
-//! * [`env`]: `SEAMLESS_REMOTE_CLIENTS` and `SEAMLESS_CACHE`.
+//! * [`env`](mod@env): `SEAMLESS_REMOTE_CLIENTS` and `SEAMLESS_CACHE`.
 //! * [`activation`]: the launch-key rules of every service's `activate()`.
 //!
 //! ```

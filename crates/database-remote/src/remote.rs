@@ -5,7 +5,7 @@
 //! skipped (if none answers and one failed, that failure is returned). Writes go to every write
 //! client concurrently and report honestly whether something was written (the reference's
 //! `set_transformation_result` returns False even on success). Activation rules are the shared
-//! ones ([`seamless_remote_core::activation`]).
+//! ones ([`seamless_config::activation`]).
 
 use seamless_config::activation::{ActivationError, PerKey};
 use std::collections::BTreeMap;

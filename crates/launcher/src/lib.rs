@@ -1,7 +1,7 @@
 //! The launcher (`seamless-launcher`): start a service on demand, or reuse one that already
 //! runs, with the remote-http-launcher 0.4.5 protocol, natively (no Python helper programs).
 //!
-//! [`Launcher::run`] takes a [`LaunchDescription`] and returns the [`Connection`] (the client
+//! [`Launcher::run`] takes a [`LaunchDescription`](seamless_config::LaunchDescription) and returns the [`Connection`] (the client
 //! file's contents: `hostname`, `port`, other `*_port`s, `parameters`):
 //!
 //! 1. **Client file** (`client/<key>.json`): one handshake; if it answers, reuse it

@@ -8,11 +8,11 @@
 //! * **How often**: up to [`RetryPolicy::max_attempts`] attempts (5, as the reference), and no new
 //!   attempt once [`RetryPolicy::budget`] has elapsed.
 //! * **How long between attempts**: exponential backoff with decorrelated jitter
-//!   ([`Backoff`]): each delay is drawn uniformly from `[initial, previous * base]`, capped at
+//!   (`Backoff`): each delay is drawn uniformly from `[initial, previous * base]`, capped at
 //!   `max`. The reference retries with no delay at all, which is useless against a restarting
 //!   server.
 //!
-//! Time and randomness are injected ([`Backoff::with_rng`]), so the policy is unit-tested without
+//! Time and randomness are injected (`Backoff::with_rng`), so the policy is unit-tested without
 //! sleeping.
 
 use std::future::Future;
