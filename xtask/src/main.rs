@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust (see <https://github.com/matklad/cargo-xtask/>).
 //!
-//! * `cargo xtask test`: the one test command. fmt check, clippy (`-D warnings`), the harness
+//! * `cargo xtask test`: the one test command. fmt check, clippy (`-D warnings`), `cargo doc`
+//!   (warnings are errors), `cargo package --workspace`, the harness
 //!   virtualenv, then every unit and integration test with the real services required.
 //! * `cargo xtask venv`: only create (or refresh) the harness virtualenv.
 //! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
@@ -118,6 +119,27 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         "--no-default-features",
     ]);
     step("cargo check (without the tls feature)", no_tls)?;
+
+    // Every library documents without warnings (broken links are errors).
+    let mut doc = cargo();
+    doc.current_dir(root)
+        .args(["doc", "--no-deps", "--workspace", "-q"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    step("cargo doc --no-deps (warnings are errors)", doc)?;
+
+    // The crates are publishable: each packages and builds on its own.
+    let mut package = cargo();
+    package.current_dir(root).args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "seamless-tests",
+        "--exclude",
+        "xtask",
+        "--allow-dirty",
+        "-q",
+    ]);
+    step("cargo package --workspace", package)?;
 
     let venv = venv::ensure(root)?;
 
