@@ -21,18 +21,29 @@ pub fn run(root: &Path) -> Result<()> {
         bail!("building the release binaries failed ({status})");
     }
     let dist = root.join("target").join("dist");
-    let (bin, completions, man) = (
-        dist.join("bin"),
-        dist.join("completions"),
-        dist.join("man").join("man1"),
-    );
-    for dir in [&bin, &completions, &man] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let bin = dist.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     for program in PROGRAMS {
         let built = root.join("target").join("release").join(program);
         std::fs::copy(&built, bin.join(program))
             .with_context(|| format!("copying {}", built.display()))?;
+    }
+    write_docs(&dist)?;
+    println!("{}", dist.display());
+    for entry in walk(&dist)? {
+        println!("  {}", entry);
+    }
+    Ok(())
+}
+
+/// Writes the shell completions (`completions/`) and man pages (`man/man1/`) of both programs
+/// under `dist`, from their clap definitions.
+pub fn write_docs(dist: &Path) -> Result<()> {
+    let (completions, man) = (dist.join("completions"), dist.join("man").join("man1"));
+    for dir in [&completions, &man] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    for program in PROGRAMS {
         let command = || {
             seamless_cli::args::Args::command()
                 .name(program)
@@ -49,10 +60,6 @@ pub fn run(root: &Path) -> Result<()> {
             .with_context(|| format!("rendering the man page of {program}"))?;
         std::fs::write(&page, out).with_context(|| format!("writing {}", page.display()))?;
     }
-    println!("{}", dist.display());
-    for entry in walk(&dist)? {
-        println!("  {}", entry);
-    }
     Ok(())
 }
 
@@ -68,4 +75,32 @@ fn walk(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_and_man_pages_are_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        write_docs(dir.path()).unwrap();
+        for program in PROGRAMS {
+            let page =
+                std::fs::read_to_string(dir.path().join(format!("man/man1/{program}.1"))).unwrap();
+            assert!(
+                page.contains(program) && page.contains("--output"),
+                "{page}"
+            );
+            let bash =
+                std::fs::read_to_string(dir.path().join(format!("completions/{program}.bash")))
+                    .unwrap();
+            assert!(bash.contains("--project"), "{bash}");
+            assert!(dir.path().join(format!("completions/_{program}")).is_file());
+            assert!(dir
+                .path()
+                .join(format!("completions/{program}.fish"))
+                .is_file());
+        }
+    }
 }

@@ -141,6 +141,35 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     ]);
     step("cargo package --workspace", package)?;
 
+    // The binaries install like any Rust tool (the debug build, reusing this target dir).
+    let install_root = tempfile::tempdir().context("a temporary install root")?;
+    let mut install = cargo();
+    install
+        .current_dir(root)
+        .args([
+            "install",
+            "-q",
+            "--debug",
+            "--path",
+            "crates/cli",
+            "--target-dir",
+        ])
+        .arg(root.join("target"))
+        .arg("--root")
+        .arg(install_root.path());
+    step("cargo install --path crates/cli", install)?;
+    for program in ["seamless-resolve", "seamless-fingertip"] {
+        let out = Command::new(install_root.path().join("bin").join(program))
+            .arg("--version")
+            .output()
+            .with_context(|| format!("running the installed {program}"))?;
+        let version = String::from_utf8_lossy(&out.stdout);
+        if !version.starts_with(&format!("{program} ")) {
+            bail!("the installed {program} --version printed {version:?}");
+        }
+        eprintln!("xtask: installed {}", version.trim());
+    }
+
     let venv = venv::ensure(root)?;
 
     let mut tests = cargo();
