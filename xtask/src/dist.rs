@@ -48,6 +48,7 @@ pub fn write_docs(dist: &Path) -> Result<()> {
             seamless_cli::args::Args::command()
                 .name(program)
                 .bin_name(program)
+                .about(seamless_cli::args::about(program))
         };
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             clap_complete::generate_to(shell, &mut command(), program, &completions)
@@ -88,8 +89,9 @@ mod tests {
         for program in PROGRAMS {
             let page =
                 std::fs::read_to_string(dir.path().join(format!("man/man1/{program}.1"))).unwrap();
+            // roff escapes `-` as `\-`.
             assert!(
-                page.contains(program) && page.contains("--output"),
+                page.contains(&program.replace('-', "\\-")) && page.contains("output"),
                 "{page}"
             );
             let bash =

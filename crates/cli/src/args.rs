@@ -53,3 +53,13 @@ pub fn split_pair(
     }
     Ok((head.to_string(), tail))
 }
+
+/// What each program does, for `--help` and its man page.
+pub fn about(program: &str) -> &'static str {
+    match program {
+        "seamless-fingertip" => {
+            "Print (or write) a buffer by its checksum, recomputing it from a known transformation when no store has it"
+        }
+        _ => "Print (or write) a buffer by its checksum, from the configured buffer stores",
+    }
+}

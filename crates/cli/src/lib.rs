@@ -62,6 +62,7 @@ pub fn main_with(tool: Tool) -> ExitCode {
     let matches = Args::command()
         .name(program)
         .bin_name(program)
+        .about(args::about(program))
         .get_matches();
     let args = match Args::from_arg_matches(&matches) {
         Ok(a) => a,
