@@ -53,7 +53,8 @@ async fn dask_runs_fails_cancels_is_reused_and_deactivates() {
     let (cfg, launcher) = env.dask_config();
     let (buffers, databases, activate) = launched_stores(&cfg, &launcher, options());
     let (active_buffers, active_dbs) = (buffers.active(), databases.active());
-    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(Arc::new(buffers), Arc::new(databases));
     dask::set_launcher(ConfigDaskserverLauncher::new(
         cfg.clone(),
         launcher.clone(),
@@ -340,7 +341,8 @@ async fn a_daskserver_launched_by_python_is_reused() {
     let (cfg, launcher) = env.dask_config();
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
     let (active_buffers, active_dbs) = (buffers.active(), databases.active());
-    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(Arc::new(buffers), Arc::new(databases));
     let handle =
         DaskserverLaunchedHandle::new(&cfg, &cfg.current().unwrap(), launcher, options(), clients)
             .unwrap();
@@ -424,7 +426,8 @@ async fn dask_over_ssh_through_a_tunnel() {
     let launcher = Launcher::new(StateDirs::new(&home)).with_ssh_command(sshd.ssh_command());
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
     let (active_buffers, active_dbs) = (buffers.active(), databases.active());
-    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(Arc::new(buffers), Arc::new(databases));
     let handle = DaskserverLaunchedHandle::with_python(
         &cfg,
         &cur,
@@ -535,7 +538,8 @@ async fn a_front_that_cannot_start_is_a_clear_error() {
     std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let (cfg, launcher) = env.dask_config();
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options());
-    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(Arc::new(buffers), Arc::new(databases));
     let handle = DaskserverLaunchedHandle::with_python(
         &cfg,
         &cfg.current().unwrap(),

@@ -106,7 +106,8 @@ async fn launched_clients_start_on_first_use_and_survive_a_killed_hashserver() {
     // The jobserver: its parameters carry the live hashserver/database URLs.
     let buffers = Arc::new(buffers);
     let databases = Arc::new(databases);
-    let clients = seamless_cli::stores::live_clients(buffers.clone(), databases.clone());
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(buffers.clone(), databases.clone());
     let mut jobs = JobserverRemote::new();
     jobs.set_launcher(ConfigJobserverLauncher::new(
         cfg.clone(),

@@ -47,7 +47,8 @@ async fn bench(root: &Path) -> Result<()> {
     let options = ClientOptions::default();
     let (buffers, databases, _) = launched_stores(&cfg, &launcher, options.clone());
     let (b, d) = (buffers.active(), databases.active());
-    let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(Arc::new(buffers), Arc::new(databases));
     let handle = DaskserverLaunchedHandle::new(&cfg, &cfg.current()?, launcher, options, clients)?;
     let info = handle.ensure().await?;
     eprintln!(

@@ -152,7 +152,8 @@ async fn store_and_compute(env: &Env) -> Result<(Checksum, Checksum, Checksum, C
 
     let buffers = Arc::new(buffers);
     let databases = Arc::new(databases);
-    let clients = seamless_cli::stores::live_clients(buffers.clone(), databases.clone());
+    let clients =
+        seamless_jobserver_remote::launched::live_clients(buffers.clone(), databases.clone());
     let mut jobs = JobserverRemote::new();
     jobs.set_launcher(ConfigJobserverLauncher::new(
         cfg.clone(),

@@ -31,7 +31,10 @@ pub fn run(root: &Path) -> Result<()> {
         let (buffers, databases, activate) =
             launched_stores(&cfg, &launcher, ClientOptions::default());
         let (b, d) = (buffers.active(), databases.active());
-        let clients = seamless_cli::stores::live_clients(Arc::new(buffers), Arc::new(databases));
+        let clients = seamless_jobserver_remote::launched::live_clients(
+            Arc::new(buffers),
+            Arc::new(databases),
+        );
         dask::set_launcher(ConfigDaskserverLauncher::new(
             cfg,
             launcher,

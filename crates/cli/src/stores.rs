@@ -11,9 +11,8 @@ use seamless_config::{load, Delegation, LoadOptions, Remote, RemoteClients};
 use seamless_daskserver_remote::DaskserverLaunchedHandle;
 use seamless_database_remote::launched::ConfigDatabaseLauncher;
 use seamless_database_remote::{ActiveDatabases, DatabaseClient, DatabaseRemote};
-use seamless_jobserver_remote::launched::{ConfigJobserverLauncher, RemoteClientsSource};
+use seamless_jobserver_remote::launched::{live_clients, ConfigJobserverLauncher};
 use seamless_jobserver_remote::{ActiveJobservers, JobserverRemote};
-use seamless_launcher::LaunchedClientInfo;
 use seamless_remote_core::{ClientOptions, TransportErrorKind};
 
 use crate::args::{split_pair, Args};
@@ -272,35 +271,4 @@ fn from_config(tool: Tool, opts: &LoadOptions) -> Result<Stores, CliError> {
         stores.jobservers = jobs.active();
     }
     Ok(stores)
-}
-
-/// The reference's `collect_remote_clients`: the launched hashserver and database of a cluster
-/// (launched now if needed), as the jobserver's parameters.
-pub fn live_clients(
-    buffers: Arc<BufferRemote>,
-    databases: Arc<DatabaseRemote>,
-) -> RemoteClientsSource {
-    Arc::new(move |cluster: String| {
-        let (b, d) = (buffers.clone(), databases.clone());
-        Box::pin(async move {
-            for s in b.active().read_servers() {
-                s.remote().ensure_initialized().await?;
-            }
-            for s in d.active().read_servers() {
-                s.remote().ensure_initialized().await?;
-            }
-            let pick = |infos: Vec<LaunchedClientInfo>| {
-                infos
-                    .into_iter()
-                    .filter(|i| i.cluster == cluster)
-                    .map(|i| i.entry())
-                    .collect::<Vec<_>>()
-            };
-            Ok(RemoteClients {
-                buffer: pick(b.inspect_launched_clients()),
-                database: pick(d.inspect_launched_clients()),
-                record: None,
-            })
-        })
-    })
 }

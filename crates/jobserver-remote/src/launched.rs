@@ -88,3 +88,34 @@ impl JobserverLauncher for ConfigJobserverLauncher {
         self.services.inspect(false)
     }
 }
+
+/// The reference's `collect_remote_clients`: the launched hashserver and database of a cluster
+/// (launched now if needed), as the jobserver's parameters.
+pub fn live_clients(
+    buffers: Arc<seamless_buffer_remote::BufferRemote>,
+    databases: Arc<seamless_database_remote::DatabaseRemote>,
+) -> RemoteClientsSource {
+    Arc::new(move |cluster: String| {
+        let (b, d) = (buffers.clone(), databases.clone());
+        Box::pin(async move {
+            for s in b.active().read_servers() {
+                s.remote().ensure_initialized().await?;
+            }
+            for s in d.active().read_servers() {
+                s.remote().ensure_initialized().await?;
+            }
+            let pick = |infos: Vec<seamless_launcher::LaunchedClientInfo>| {
+                infos
+                    .into_iter()
+                    .filter(|i| i.cluster == cluster)
+                    .map(|i| i.entry())
+                    .collect::<Vec<_>>()
+            };
+            Ok(seamless_config::RemoteClients {
+                buffer: pick(b.inspect_launched_clients()),
+                database: pick(d.inspect_launched_clients()),
+                record: None,
+            })
+        })
+    })
+}
