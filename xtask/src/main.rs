@@ -127,7 +127,14 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings");
     step("cargo doc --no-deps (warnings are errors)", doc)?;
 
-    // The crates are publishable: each packages and builds on its own.
+    // The crates are publishable: each packages and builds on its own. A fresh package directory
+    // each time: the packaged sources carry a fixed mtime, so a build left from an earlier run of
+    // the same version would look up to date.
+    let packaged = root.join("target").join("package");
+    if packaged.exists() {
+        std::fs::remove_dir_all(&packaged)
+            .with_context(|| format!("removing {}", packaged.display()))?;
+    }
     let mut package = cargo();
     package.current_dir(root).args([
         "package",
