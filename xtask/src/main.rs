@@ -135,6 +135,10 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         std::fs::remove_dir_all(&packaged)
             .with_context(|| format!("removing {}", packaged.display()))?;
     }
+    // Cargo also extracts the packaged crates under $CARGO_HOME/registry/src/-<hash>/ (the
+    // workspace's local registry) and reuses an existing extraction of the same version: remove
+    // ours, or the verification builds against an older copy of our own crates.
+    remove_stale_extractions()?;
     let mut package = cargo();
     package.current_dir(root).args([
         "package",
@@ -193,6 +197,32 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     let status = run_in_own_group(tests)?;
     if !status.success() {
         bail!("tests failed ({status})");
+    }
+    Ok(())
+}
+
+/// Removes the extractions of this workspace's packaged crates (`seamless-*`) from cargo's
+/// local-registry source directories (`$CARGO_HOME/registry/src/-*`; crates.io's is untouched).
+fn remove_stale_extractions() -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(sources) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for source in sources.flatten() {
+        if !source.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in std::fs::read_dir(source.path())?.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("seamless-") {
+                std::fs::remove_dir_all(krate.path())
+                    .with_context(|| format!("removing {}", krate.path().display()))?;
+            }
+        }
     }
     Ok(())
 }
