@@ -288,18 +288,14 @@ impl ActiveBuffers {
     /// order. A source that fails (dead server, corrupt copy) is skipped with a warning; if no
     /// source has the buffer and one failed, that failure is returned (the buffer may be there).
     pub async fn get_buffer(&self, checksum: &Checksum) -> Result<Option<Bytes>, BufferError> {
-        match self.get_buffer_spooled(checksum, u64::MAX).await? {
-            Some(Spooled::Memory(b)) => Ok(Some(b)),
-            // Unreachable with an unbounded memory budget; read it back to be safe.
-            Some(Spooled::File { mut file, .. }) => {
-                use std::io::Read;
-                let mut out = Vec::new();
-                file.read_to_end(&mut out)
-                    .map_err(|e| BufferError::output("(temporary file)", e))?;
-                Ok(Some(Bytes::from(out)))
-            }
-            None => Ok(None),
+        if let Some(b) = trivial_buffer(checksum) {
+            return Ok(Some(b));
         }
+        self.first_found(
+            |folder| folder.get_bytes(checksum),
+            |server| server.get_bytes(checksum),
+        )
+        .await
     }
 
     /// As [`ActiveBuffers::get_buffer`], held in memory up to `max_in_memory` bytes and in an
@@ -313,16 +309,36 @@ impl ActiveBuffers {
         if let Some(b) = trivial_buffer(checksum) {
             return Ok(Some(Spooled::Memory(b)));
         }
+        self.first_found(
+            |folder| folder.get_spooled(checksum, max_in_memory),
+            |server| server.get_spooled(checksum, max_in_memory),
+        )
+        .await
+    }
+
+    /// The first answer of the read folders, then the read servers, in order. A source that
+    /// fails is skipped with a warning; if none has it and one failed, that failure is returned.
+    async fn first_found<'a, T, FF, FS, SF, SS>(
+        &'a self,
+        from_folder: FF,
+        from_server: SF,
+    ) -> Result<Option<T>, BufferError>
+    where
+        FF: Fn(&'a BufferFolder) -> FS,
+        FS: std::future::Future<Output = Result<Option<T>, BufferError>>,
+        SF: Fn(&'a BufferClient) -> SS,
+        SS: std::future::Future<Output = Result<Option<T>, BufferError>>,
+    {
         let mut first_failure = None;
         for folder in &self.read_folders {
-            match folder.get_spooled(checksum, max_in_memory).await {
+            match from_folder(folder).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),
             }
         }
         for server in &self.read_servers {
-            match server.get_spooled(checksum, max_in_memory).await {
+            match from_server(server).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {}
                 Err(e) => note_failure(&mut first_failure, e),
@@ -353,28 +369,11 @@ impl ActiveBuffers {
             write_file_atomically(path, &b).await?;
             return Ok(Some(len));
         }
-        let mut first_failure = None;
-        for folder in &self.read_folders {
-            match folder
-                .get_to_file_with(checksum, path, progress.clone())
-                .await
-            {
-                Ok(Some(n)) => return Ok(Some(n)),
-                Ok(None) => {}
-                Err(e) => note_failure(&mut first_failure, e),
-            }
-        }
-        for server in &self.read_servers {
-            match server
-                .get_to_file_with(checksum, path, progress.clone())
-                .await
-            {
-                Ok(Some(n)) => return Ok(Some(n)),
-                Ok(None) => {}
-                Err(e) => note_failure(&mut first_failure, e),
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
+        self.first_found(
+            |folder| folder.get_to_file_with(checksum, path, progress.clone()),
+            |server| server.get_to_file_with(checksum, path, progress.clone()),
+        )
+        .await
     }
 
     /// The length of each buffer: folders first, then servers, each asked only about what is

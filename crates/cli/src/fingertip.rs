@@ -200,8 +200,6 @@ struct Backend {
 struct LocalJobserver {
     client: JobserverClient,
     writable: BufferClient,
-    /// Whether `writable` is the launched local hashserver (its URL is known once launched).
-    launched_writable: bool,
     launcher: Launcher,
     desc: LaunchDescription,
 }
@@ -289,7 +287,10 @@ fn launched_client(
 }
 
 impl LocalJobserver {
-    fn new(stores: &Stores) -> Result<LocalJobserver, CliError> {
+    /// The local jobserver for `stores`, with its writable store: a configured write server, or
+    /// the local fingertip hashserver (launched now, so that its URL can be in the jobserver's
+    /// parameters). The jobserver itself is launched on its first request.
+    async fn start(stores: &Stores) -> Result<LocalJobserver, CliError> {
         if find_program("seamless-jobserver").is_none() {
             return Err(no_backend(
                 "no execution backend is configured and seamless-jobserver is not on PATH",
@@ -310,8 +311,8 @@ impl LocalJobserver {
                 .filter_map(|s| s.url())
                 .map(|u| json!({"readonly": true, "remote_url": u})),
         );
-        let writable = match stores.buffers.write_servers().first() {
-            Some(w) => w.clone(),
+        let (writable, writable_url) = match stores.buffers.write_servers().first() {
+            Some(w) => (w.clone(), w.url()),
             None => {
                 if find_program("hashserver").is_none() {
                     return Err(no_backend(
@@ -326,26 +327,22 @@ impl LocalJobserver {
                     dir,
                     None,
                 );
-                BufferClient::from_remote(launched_client(&launcher, &desc)?, false)
+                let client = BufferClient::from_remote(launched_client(&launcher, &desc)?, false);
+                let url = client.remote().ensure_initialized().await.map_err(|e| {
+                    CliError::new(
+                        crate::stores::transport_code(&e),
+                        crate::stores::transport_message(&e),
+                    )
+                })?;
+                (client, Some(url))
             }
         };
-        let writable_url = writable
-            .url()
-            .unwrap_or_else(|| "(launched hashserver)".into());
-        let mut parameters = json!({"buffer": buffer_params, "database": []});
-        let launched_writable = stores.buffers.write_servers().is_empty();
-        if !launched_writable {
-            if let Some(b) = parameters["buffer"].as_array_mut() {
-                b.push(json!({"readonly": false, "remote_url": writable_url}));
-            }
-        }
-        let key_of = |parameters: &Value| {
-            let digest = Checksum::of(parameters.to_string().as_bytes()).to_hex();
-            format!("jobserver-fingertip-rw-{}", &digest[..12])
-        };
+        buffer_params.push(json!({"readonly": false, "remote_url": writable_url}));
+        let parameters = json!({"buffer": buffer_params, "database": []});
+        let digest = Checksum::of(parameters.to_string().as_bytes()).to_hex();
         let desc = local_description(
             Service::Jobserver,
-            key_of(&parameters),
+            format!("jobserver-fingertip-rw-{}", &digest[..12]),
             vec!["seamless-jobserver".into(), "--workers".into(), "1".into()],
             "/tmp".into(),
             Some(parameters),
@@ -353,48 +350,9 @@ impl LocalJobserver {
         Ok(LocalJobserver {
             client: JobserverClient::from_remote(launched_client(&launcher, &desc)?),
             writable,
-            launched_writable,
             launcher,
             desc,
         })
-    }
-
-    /// Makes sure the writable store's URL is known (a launched hashserver is launched now) and
-    /// the jobserver's parameters name it.
-    async fn ready(&mut self) -> Result<(), CliError> {
-        if !self.launched_writable {
-            return Ok(());
-        }
-        let url = self
-            .writable
-            .remote()
-            .ensure_initialized()
-            .await
-            .map_err(|e| {
-                CliError::new(
-                    crate::stores::transport_code(&e),
-                    crate::stores::transport_message(&e),
-                )
-            })?;
-        let params = self.desc.file_parameters.get_or_insert_with(|| json!({}));
-        let entry = json!({"readonly": false, "remote_url": url});
-        if let Some(buffers) = params["buffer"].as_array_mut() {
-            if !buffers.contains(&entry) {
-                buffers.push(entry);
-                let digest = Checksum::of(params.to_string().as_bytes()).to_hex();
-                let key = format!("jobserver-fingertip-rw-{}", &digest[..12]);
-                let desc = local_description(
-                    Service::Jobserver,
-                    key,
-                    vec!["seamless-jobserver".into(), "--workers".into(), "1".into()],
-                    "/tmp".into(),
-                    Some(params.clone()),
-                );
-                self.client = JobserverClient::from_remote(launched_client(&self.launcher, &desc)?);
-                self.desc = desc;
-            }
-        }
-        Ok(())
     }
 
     /// Stops the local jobserver (it may answer from its own cache); the next request launches
@@ -408,9 +366,7 @@ impl LocalJobserver {
 impl Backend {
     async fn local(&mut self, stores: &Stores) -> Result<&LocalJobserver, CliError> {
         if self.local.is_none() {
-            let mut local = LocalJobserver::new(stores)?;
-            local.ready().await?;
-            self.local = Some(local);
+            self.local = Some(LocalJobserver::start(stores).await?);
         }
         self.local
             .as_ref()

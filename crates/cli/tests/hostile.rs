@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -301,7 +301,7 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
     assert!(std::fs::metadata("/dev/null")
         .unwrap()
         .file_type()
-        .is_char_device_like());
+        .is_char_device());
     let m = resolve(&[&cs, "-o", "/dev/full"]);
     expect(&m, 8, "Cannot write output file '/dev/full'");
 
@@ -322,7 +322,7 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
     assert!(std::fs::symlink_metadata(&fifo)
         .unwrap()
         .file_type()
-        .is_fifo_like());
+        .is_fifo());
 
     // A directory is refused before anything is asked of the store.
     let hostile = HostileServer::start(vec![]).await;
@@ -350,20 +350,6 @@ async fn output_writes_what_was_asked_where_it_was_asked() {
         let m = run(c);
         expect(&m, 8, "not writable");
         assert_eq!(std::fs::read(&locked).unwrap(), b"keep");
-    }
-}
-
-trait FileTypeLike {
-    fn is_char_device_like(&self) -> bool;
-    fn is_fifo_like(&self) -> bool;
-}
-
-impl FileTypeLike for std::fs::FileType {
-    fn is_char_device_like(&self) -> bool {
-        std::os::unix::fs::FileTypeExt::is_char_device(self)
-    }
-    fn is_fifo_like(&self) -> bool {
-        std::os::unix::fs::FileTypeExt::is_fifo(self)
     }
 }
 
