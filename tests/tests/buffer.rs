@@ -447,7 +447,7 @@ async fn activation_rules_and_extern_clients() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("unknown extern buffer client 'nope'"),
+            .contains("unknown extern hashserver client 'nope'"),
         "{err}"
     );
     // Launched clients need a launcher: a clear error, not a panic.

@@ -443,7 +443,7 @@ async fn dask_over_ssh_through_a_tunnel() {
         "reached through a tunnel: {info:?}"
     );
     let (_, front) = handle.descriptions();
-    let front_params = front.unwrap().file_parameters.unwrap();
+    let front_params = front.unwrap().parameters.unwrap();
     assert_ne!(
         front_params["scheduler_address"].as_str(),
         Some(info.scheduler_address.as_str()),

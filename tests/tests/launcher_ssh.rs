@@ -93,7 +93,7 @@ async fn launch_and_reuse_over_ssh_with_and_without_a_tunnel() {
     let run = |d: seamless_config::LaunchDescription| {
         let l = launcher.clone();
         async move {
-            tokio::task::spawn_blocking(move || l.run(&d))
+            tokio::task::spawn_blocking(move || l.run(&d.into()))
                 .await
                 .unwrap()
         }
@@ -216,7 +216,7 @@ async fn launch_over_ssh_on_a_host_without_the_helper_programs() {
     let run = |d: seamless_config::LaunchDescription| {
         let l = launcher.clone();
         async move {
-            tokio::task::spawn_blocking(move || l.run(&d))
+            tokio::task::spawn_blocking(move || l.run(&d.into()))
                 .await
                 .unwrap()
         }
@@ -252,7 +252,7 @@ async fn launch_over_ssh_on_a_host_without_the_helper_programs() {
     let pid: i64 = serde_json::from_str::<serde_json::Value>(&state).unwrap()["pid"]
         .as_i64()
         .unwrap();
-    launcher.stop_service(&desc);
+    launcher.stop_service(&(&desc).into());
     assert!(sshd
         .run(&format!(
             "kill -0 {pid} 2>/dev/null && echo alive || echo dead"

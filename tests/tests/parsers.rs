@@ -44,7 +44,7 @@ proptest! {
     #[test]
     fn seamless_remote_clients_never_panics(text in prop_oneof!["\\PC{0,200}".boxed(), json_value().prop_map(|v| v.to_string()).boxed()]) {
         if let Ok(rc) = RemoteClients::parse(&text) {
-            let _ = rc.buffer_stores();
+            let _ = rc.buffer_stores(None);
             let _ = rc.database_stores();
         }
     }
@@ -53,7 +53,7 @@ proptest! {
     fn structured_remote_clients_never_panic(buffer in prop::collection::vec(json_value(), 0..4), database in prop::collection::vec(json_value(), 0..4)) {
         let text = serde_json::json!({"buffer": buffer, "database": database}).to_string();
         if let Ok(rc) = RemoteClients::parse(&text) {
-            let _ = rc.buffer_stores();
+            let _ = rc.buffer_stores(None);
             let _ = rc.database_stores();
         }
     }

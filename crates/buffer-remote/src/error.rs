@@ -11,6 +11,10 @@ pub enum BufferError {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// The configuration or the activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Setup(#[from] seamless_activation::SetupError),
+
     /// The bytes received do not hash to the requested checksum (after one re-fetch).
     #[error("integrity error: {source_name} returned a buffer whose SHA-256 is {got}, not the requested {checksum}; the buffer was discarded")]
     Integrity {
@@ -100,14 +104,6 @@ pub enum BufferError {
     #[error(transparent)]
     InvalidChecksum(#[from] ChecksumError),
 
-    /// The configuration is invalid (a file, a name, a selection).
-    #[error(transparent)]
-    Config(#[from] seamless_config::ConfigError),
-
-    /// The activation is invalid, or what a call needs is not active.
-    #[error(transparent)]
-    Activation(#[from] seamless_config::activation::ActivationError),
-
     /// A request could not be encoded as JSON.
     #[error("cannot encode the request: {0}")]
     Encode(#[from] serde_json::Error),
@@ -145,3 +141,5 @@ impl BufferError {
 }
 
 seamless_remote_core::retryable_through_transport!(BufferError, BufferError::Transport);
+
+seamless_activation::setup_error_from!(BufferError);

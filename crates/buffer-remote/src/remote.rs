@@ -17,15 +17,14 @@
 //! Unlike the reference: a source that fails is skipped and the next one tried (reads), writes
 //! and promises go to every write server concurrently, and trivial checksums never need a store.
 
-use seamless_config::activation::{ActivationError, PerKey};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, RwLock};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use seamless_config::activation::{launch_keys, KeyScope};
-pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+use seamless_activation::{launch_keys, ExternInfo, KeyScope};
+pub use seamless_activation::{
+    ActivateOptions, ExternClientInfo, ExtraLaunched, LaunchKey, LaunchedClientInfo,
+};
 pub use seamless_config::Current as Selection;
 use seamless_remote_core::Checksum;
 
@@ -43,17 +42,6 @@ pub struct LaunchedBuffer {
     pub client: BufferClient,
     /// The server's directory, read directly when the server is local.
     pub folder: Option<BufferFolder>,
-}
-
-/// Produces launched clients (the seam the launcher fills).
-pub trait BufferLauncher: Send + Sync {
-    /// The launched client for `key` (launching nothing yet: that happens on first use).
-    fn launched_client(&self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError>;
-
-    /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        Vec::new()
-    }
 }
 
 /// An extern client definition.
@@ -79,17 +67,23 @@ enum ExternClient {
     Folder(BufferFolder),
 }
 
-/// What [`BufferRemote::inspect_extern_clients`] reports (the reference's fields).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ExternClientInfo {
-    /// The name.
-    pub name: String,
-    /// Read-only.
-    pub readonly: bool,
-    /// URL, for a hashserver.
-    pub url: Option<String>,
-    /// Directory, for a buffer folder.
-    pub directory: Option<String>,
+impl ExternInfo for ExternClient {
+    fn extern_info(&self, name: &str) -> ExternClientInfo {
+        match self {
+            ExternClient::Server(s) => ExternClientInfo {
+                name: name.to_string(),
+                readonly: s.readonly(),
+                url: s.url(),
+                directory: None,
+            },
+            ExternClient::Folder(f) => ExternClientInfo {
+                name: name.to_string(),
+                readonly: true,
+                url: None,
+                directory: Some(f.directory().display().to_string()),
+            },
+        }
+    }
 }
 
 /// The active stores: a cheap, clonable value.
@@ -100,39 +94,17 @@ pub struct ActiveBuffers {
     write_servers: Vec<BufferClient>,
 }
 
-/// The defined clients and the active set.
-#[derive(Default)]
-pub struct BufferRemote {
-    extern_clients: BTreeMap<String, ExternClient>,
-    launched: PerKey<LaunchedBuffer>,
-    launcher: Option<Arc<dyn BufferLauncher>>,
+seamless_activation::activation_api! {
+    remote: BufferRemote,
+    service: "hashserver",
+    launched: LaunchedBuffer,
+    extern_client: ExternClient,
+    error: BufferError,
     active: ActiveBuffers,
-}
-
-impl std::fmt::Debug for BufferRemote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BufferRemote")
-            .field(
-                "extern_clients",
-                &self.extern_clients.keys().collect::<Vec<_>>(),
-            )
-            .field("launched", &self.launched.len())
-            .field("active", &self.active)
-            .finish()
-    }
+    launcher: BufferLauncher,
 }
 
 impl BufferRemote {
-    /// No clients, nothing active.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets what produces launched clients.
-    pub fn set_launcher(&mut self, launcher: Arc<dyn BufferLauncher>) {
-        self.launcher = Some(launcher);
-    }
-
     /// Defines (or redefines) an extern client.
     pub fn define_extern_client(
         &mut self,
@@ -147,29 +119,15 @@ impl BufferRemote {
                 ExternClient::Folder(BufferFolder::new(directory))
             }
         };
-        self.extern_clients.insert(name.to_string(), client);
+        self.clients.define_extern(name, client);
         Ok(())
     }
 
-    /// Defines the launched client of a key (normally done on demand through the launcher).
-    pub fn define_launched_client(&mut self, key: LaunchKey, launched: LaunchedBuffer) {
-        self.launched.insert(key, launched);
-    }
-
-    fn launched_for(&mut self, key: &LaunchKey) -> Result<LaunchedBuffer, BufferError> {
-        let launcher = self.launcher.clone();
-        self.launched.get_or_make(
-            key,
-            "hashserver",
-            launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
-        )
-    }
-
-    /// Computes and installs the active set (see the module docs for the rules).
-    pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), BufferError> {
+    /// The active set that `options` select (see the module docs for the rules).
+    fn activate_into(&mut self, options: &ActivateOptions) -> Result<ActiveBuffers, BufferError> {
         let mut active = ActiveBuffers::default();
         for key in launch_keys(options, KeyScope::Stage)? {
-            let l = self.launched_for(&key)?;
+            let l = self.clients.launched(&key)?;
             if let Some(folder) = l.folder.clone() {
                 active.read_folders.push(folder);
             }
@@ -179,16 +137,9 @@ impl BufferRemote {
             active.read_servers.push(l.client);
         }
         for name in &options.extern_clients {
-            match self.extern_clients.get(name) {
-                None => {
-                    return Err(ActivationError::UnknownExternClient {
-                        service: "buffer",
-                        name: name.clone(),
-                    }
-                    .into())
-                }
-                Some(ExternClient::Folder(f)) => active.read_folders.push(f.clone()),
-                Some(ExternClient::Server(c)) => {
+            match self.clients.extern_client(name)? {
+                ExternClient::Folder(f) => active.read_folders.push(f.clone()),
+                ExternClient::Server(c) => {
                     active.read_servers.push(c.clone());
                     if !c.readonly() {
                         active.write_servers.push(c.clone());
@@ -196,47 +147,7 @@ impl BufferRemote {
                 }
             }
         }
-        self.active = active;
-        Ok(())
-    }
-
-    /// Deactivates every store.
-    pub fn deactivate(&mut self) {
-        self.active = ActiveBuffers::default();
-    }
-
-    /// The active set.
-    pub fn active(&self) -> ActiveBuffers {
-        self.active.clone()
-    }
-
-    /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        self.launcher
-            .as_ref()
-            .map(|l| l.inspect())
-            .unwrap_or_default()
-    }
-
-    /// The extern clients, with the reference's fields.
-    pub fn inspect_extern_clients(&self) -> Vec<ExternClientInfo> {
-        self.extern_clients
-            .iter()
-            .map(|(name, c)| match c {
-                ExternClient::Server(s) => ExternClientInfo {
-                    name: name.clone(),
-                    readonly: s.readonly(),
-                    url: s.url(),
-                    directory: None,
-                },
-                ExternClient::Folder(f) => ExternClientInfo {
-                    name: name.clone(),
-                    readonly: true,
-                    url: None,
-                    directory: Some(f.directory().display().to_string()),
-                },
-            })
-            .collect()
+        Ok(active)
     }
 }
 
@@ -541,54 +452,9 @@ async fn write_file_atomically(path: &Path, data: &Bytes) -> Result<(), BufferEr
 /// [`BATCH_SIZE`](crate::BATCH_SIZE)).
 pub const HAS_CHUNK: usize = 10_000;
 
-static GLOBAL: LazyLock<RwLock<BufferRemote>> = LazyLock::new(|| RwLock::new(BufferRemote::new()));
-
-/// The process-wide buffer activation state.
-pub fn global() -> &'static RwLock<BufferRemote> {
-    &GLOBAL
-}
-
-fn with_global<T>(f: impl FnOnce(&mut BufferRemote) -> T) -> T {
-    let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
-    f(&mut g)
-}
-
-/// The process-wide active set.
-pub fn active() -> ActiveBuffers {
-    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
-}
-
 /// Defines an extern client in the process-wide state.
 pub fn define_extern_client(name: &str, spec: ExternSpec) -> Result<(), BufferError> {
-    with_global(|g| g.define_extern_client(name, spec))
-}
-
-/// Defines a launched client in the process-wide state.
-pub fn define_launched_client(key: LaunchKey, launched: LaunchedBuffer) {
-    with_global(|g| g.define_launched_client(key, launched))
-}
-
-/// Sets the launcher of the process-wide state.
-pub fn set_launcher(launcher: Arc<dyn BufferLauncher>) {
-    with_global(|g| g.set_launcher(launcher))
-}
-
-/// Activates the process-wide state.
-pub fn activate(options: &ActivateOptions) -> Result<(), BufferError> {
-    with_global(|g| g.activate(options))
-}
-
-/// Deactivates the process-wide state.
-pub fn deactivate() {
-    with_global(BufferRemote::deactivate)
-}
-
-/// The process-wide extern clients.
-pub fn inspect_extern_clients() -> Vec<ExternClientInfo> {
-    GLOBAL
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .inspect_extern_clients()
+    global().write().define_extern_client(name, spec)
 }
 
 /// Whether the process-wide state has a write server.

@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use seamless_buffer_remote::trivial::trivial_buffer;
 use seamless_buffer_remote::BufferClient;
-use seamless_config::{LaunchDescription, Service};
+use seamless_config::Service;
 use seamless_jobserver_remote::{JobserverClient, JobserverError, RunRequest};
-use seamless_launcher::{LaunchedService, Launcher};
+use seamless_launcher::{LaunchSpec, LaunchedService, Launcher};
 use seamless_remote_core::{Checksum, RemoteClient};
 use serde_json::{json, Value};
 
@@ -194,21 +194,18 @@ struct Backend {
 /// The local jobserver that fingertip recomputes on when the stage has no execution backend (or
 /// when the stage's jobserver answers from its cache): launched by our launcher as any other
 /// service, key `jobserver-fingertip-rw-<digest of its stores>`, with an inactivity timeout
-/// ([`FINGERTIP_TIMEOUT_ENV`]); later fingertips of any process reuse it, and the usual tools
+/// (`SEAMLESS_FINGERTIP_TIMEOUT`); later fingertips of any process reuse it, and the usual tools
 /// stop it. When no store is writable, a local hashserver (`hashserver-fingertip-rw-local`, its
 /// buffers in `~/.seamless/fingertip/buffers`) receives the results.
 struct LocalJobserver {
     client: JobserverClient,
     writable: BufferClient,
     launcher: Launcher,
-    desc: LaunchDescription,
+    desc: LaunchSpec,
 }
 
-/// Seconds of inactivity after which the local fingertip services stop (default 600).
-pub const FINGERTIP_TIMEOUT_ENV: &str = "SEAMLESS_FINGERTIP_TIMEOUT";
-
 fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = seamless_activation::Settings::current().path.clone()?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -222,22 +219,17 @@ fn no_backend(why: &str) -> CliError {
 }
 
 fn fingertip_timeout() -> u64 {
-    std::env::var(FINGERTIP_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(seamless_config::launch::SERVICE_TIMEOUT)
+    seamless_activation::Settings::current().fingertip_timeout
 }
 
-/// A launch description of a local fingertip service (loopback, no conda, no SSH).
+/// The launch spec of a local fingertip service (loopback, no conda, no SSH).
 fn local_description(
     service: Service,
     key: String,
     mut argv: Vec<String>,
     workdir: String,
     parameters: Option<Value>,
-) -> LaunchDescription {
-    let timeout = fingertip_timeout();
+) -> LaunchSpec {
     let status_file = format!("~/.remote-http-launcher/server/{key}.json");
     // Below the ephemeral port range, so that outgoing connections do not take them.
     let (start, end) = (30000u16, 32767u16);
@@ -250,37 +242,24 @@ fn local_description(
         "--host".into(),
         "127.0.0.1".into(),
         "--timeout".into(),
-        timeout.to_string(),
+        fingertip_timeout().to_string(),
     ]);
-    let name = service.name();
-    LaunchDescription {
-        service,
-        command: seamless_config::display_command(&argv),
+    LaunchSpec {
+        key,
+        name: service.name().to_string(),
         argv,
         workdir,
         network_interface: Some("127.0.0.1".into()),
-        port_start: Some(start),
-        port_end: Some(end),
         conda: None,
-        workers: None,
-        cluster_string: None,
-        file_parameters: parameters,
+        handshake: seamless_config::Handshake::Healthcheck,
         hostname: None,
         ssh_hostname: None,
         tunnel: None,
-        log_level: "minimal".into(),
-        log_file: format!("~/.remote-http-launcher/logs/fingertip/{name}.log"),
-        debug_log_file: format!("~/.remote-http-launcher/logs/fingertip/{name}.debug.log"),
-        timeout,
-        handshake: seamless_config::Handshake::Healthcheck,
-        key,
+        parameters,
     }
 }
 
-fn launched_client(
-    launcher: &Launcher,
-    desc: &LaunchDescription,
-) -> Result<RemoteClient, CliError> {
+fn launched_client(launcher: &Launcher, desc: &LaunchSpec) -> Result<RemoteClient, CliError> {
     let service = LaunchedService::new(desc.clone(), launcher.clone());
     RemoteClient::with_initializer(service, crate::stores::options())
         .map_err(|e| CliError::new(crate::stores::transport_code(&e), e.to_string()))

@@ -69,6 +69,8 @@ pub fn main_with(tool: Tool) -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing(&args);
+    // Every environment variable is read here, once.
+    seamless_activation::Settings::from_env().install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

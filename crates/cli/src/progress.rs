@@ -10,7 +10,9 @@ use seamless_launcher::{LaunchEvent, Launcher, ProgressCallback};
 
 /// The launcher of the binaries: `$HOME`'s state, progress rendered on stderr.
 pub fn launcher() -> Launcher {
-    Launcher::default().with_progress(render())
+    seamless_activation::Settings::current()
+        .launcher()
+        .with_progress(render())
 }
 
 fn render() -> ProgressCallback {

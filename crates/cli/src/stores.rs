@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use seamless_activation::Settings;
 use seamless_buffer_remote::launched::ConfigBufferLauncher;
 use seamless_buffer_remote::remote::{ActivateOptions, BufferRemote};
 use seamless_buffer_remote::{ActiveBuffers, BufferClient, BufferError, BufferFolder};
-use seamless_config::env::{client_source_from_env, ClientSource};
+use seamless_config::env::ClientSource;
 use seamless_config::{load, Delegation, LoadOptions, Remote, RemoteClients};
 use seamless_daskserver_remote::DaskserverLaunchedHandle;
 use seamless_database_remote::launched::ConfigDatabaseLauncher;
@@ -55,7 +56,7 @@ pub fn buffer_error(e: BufferError) -> CliError {
     let code = match &e {
         e if e.is_integrity() => Code::Integrity,
         BufferError::Output { .. } => Code::Output,
-        BufferError::Config(_) | BufferError::Activation(_) => Code::NoStore,
+        BufferError::Setup(_) => Code::NoStore,
         BufferError::Transport(t) => transport_code(t),
         BufferError::Io { .. } | BufferError::Malformed { .. } | BufferError::Partial { .. } => {
             Code::Unreachable
@@ -122,19 +123,21 @@ pub fn setup(tool: Tool, args: &Args) -> Result<Stores, CliError> {
         .as_deref()
         .map(|s| split_pair(s, "--stage"))
         .transpose()?;
-    let source =
-        client_source_from_env().map_err(|e| CliError::new(Code::NoStore, e.to_string()))?;
+    let settings = Settings::current();
+    let source = settings
+        .client_source()
+        .map_err(|e| CliError::new(Code::NoStore, e.to_string()))?;
     match source {
         ClientSource::RemoteClients(rc) => {
             if project.is_some() || stage.is_some() {
                 eprintln!("note: --project/--stage have no effect: SEAMLESS_REMOTE_CLIENTS defines the stores");
             }
-            from_remote_clients(tool, &rc)
+            from_remote_clients(tool, &rc, &settings)
         }
         ClientSource::ConfigFiles => {
             let cwd =
                 std::env::current_dir().map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-            let mut opts = LoadOptions::from_env(cwd);
+            let mut opts = settings.load_options(cwd);
             if let Some((p, sub)) = project {
                 opts.project = Some(p);
                 opts.subproject = sub;
@@ -148,12 +151,16 @@ pub fn setup(tool: Tool, args: &Args) -> Result<Stores, CliError> {
     }
 }
 
-fn from_remote_clients(tool: Tool, rc: &RemoteClients) -> Result<Stores, CliError> {
+fn from_remote_clients(
+    tool: Tool,
+    rc: &RemoteClients,
+    settings: &Settings,
+) -> Result<Stores, CliError> {
     let bad = |e: seamless_config::ConfigError| CliError::new(Code::NoStore, e.to_string());
     let mut folders = Vec::new();
     let mut servers = Vec::new();
     let mut writers = Vec::new();
-    for s in rc.buffer_stores().map_err(bad)? {
+    for s in rc.buffer_stores(settings.home.as_deref()).map_err(bad)? {
         if let Some(d) = s.directory {
             folders.push(BufferFolder::new(d));
         }
@@ -177,7 +184,7 @@ fn from_remote_clients(tool: Tool, rc: &RemoteClients) -> Result<Stores, CliErro
                 &d.url,
                 d.readonly,
                 options(),
-                seamless_database_remote::max_inflight_from_env(),
+                settings.database_max_inflight,
             )
             .map_err(|e| CliError::new(Code::NoStore, e.to_string()))?;
             if !d.readonly {

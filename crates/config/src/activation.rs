@@ -161,63 +161,6 @@ pub fn launch_keys(
     Ok(keys)
 }
 
-/// The launched clients (or handles) of one service, per launch key: each made once, on the
-/// first activation that needs it (every service crate's activation keeps one).
-#[derive(Debug, Clone)]
-pub struct PerKey<C> {
-    made: std::collections::HashMap<LaunchKey, C>,
-}
-
-impl<C> Default for PerKey<C> {
-    fn default() -> Self {
-        PerKey {
-            made: std::collections::HashMap::new(),
-        }
-    }
-}
-
-impl<C: Clone> PerKey<C> {
-    /// The client of `key`, made now with `make` if there is none yet; without a `make` (no
-    /// launcher configured) that is [`ActivationError::NoLauncher`] for `service`.
-    pub fn get_or_make<E, F>(
-        &mut self,
-        key: &LaunchKey,
-        service: &'static str,
-        make: Option<F>,
-    ) -> Result<C, E>
-    where
-        E: From<ActivationError>,
-        F: FnOnce(&LaunchKey) -> Result<C, E>,
-    {
-        if let Some(c) = self.made.get(key) {
-            return Ok(c.clone());
-        }
-        let make = make.ok_or_else(|| ActivationError::NoLauncher {
-            service,
-            cluster: key.selection.cluster.clone(),
-            project: key.selection.project.clone(),
-        })?;
-        let c = make(key)?;
-        self.made.insert(key.clone(), c.clone());
-        Ok(c)
-    }
-
-    /// Records a client made elsewhere (the reference's `define_launched_client`).
-    pub fn insert(&mut self, key: LaunchKey, client: C) {
-        self.made.insert(key, client);
-    }
-
-    /// How many clients were made.
-    pub fn len(&self) -> usize {
-        self.made.len()
-    }
-
-    /// Whether none was made.
-    pub fn is_empty(&self) -> bool {
-        self.made.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

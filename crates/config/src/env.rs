@@ -10,16 +10,11 @@
 //! `SEAMLESS_CACHE=/dir` replaces all configuration (see [`super::files`]) and disables
 //! `SEAMLESS_REMOTE_CLIENTS`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-
-/// Environment variable with the extern clients.
-pub const REMOTE_CLIENTS_ENV: &str = "SEAMLESS_REMOTE_CLIENTS";
-/// Environment variable of the cache mode.
-pub const SEAMLESS_CACHE_ENV: &str = "SEAMLESS_CACHE";
 
 /// One client entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,12 +76,11 @@ pub struct DatabaseStore {
     pub readonly: bool,
 }
 
-fn expand_tilde(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ if path == "~" => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(path)),
+/// `~` and `~/...` expanded with `home` (left as they are without one).
+pub fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ if path == "~" => home.map_or_else(|| PathBuf::from(path), Path::to_path_buf),
         _ => PathBuf::from(path),
     }
 }
@@ -101,8 +95,8 @@ impl RemoteClients {
         })
     }
 
-    /// The buffer stores, "in remote" (from `remote_url` / `remote_directory`).
-    pub fn buffer_stores(&self) -> Result<Vec<BufferStore>, ConfigError> {
+    /// The buffer stores, "in remote" (from `remote_url` / `remote_directory`, `~` being `home`).
+    pub fn buffer_stores(&self, home: Option<&Path>) -> Result<Vec<BufferStore>, ConfigError> {
         let mut out = Vec::new();
         for (i, e) in self.buffer.iter().enumerate() {
             let url = e.remote_url.clone();
@@ -117,7 +111,7 @@ impl RemoteClients {
                     "buffer[{i}].remote_directory is empty (it would be the current directory); leave it out or name a directory"
                 )));
             }
-            let dir = e.remote_directory.as_deref().map(expand_tilde);
+            let dir = e.remote_directory.as_deref().map(|d| expand_tilde(d, home));
             if url.is_none() && dir.is_none() {
                 return Err(ConfigError::RemoteClients(
                     if e.url.is_some() || e.directory.is_some() {
@@ -192,21 +186,6 @@ fn check_url(what: &str, url: &str) -> Result<(), ConfigError> {
         })
 }
 
-/// `SEAMLESS_CACHE` as the reference normalises it: trimmed, `~` expanded, absolute; empty = unset.
-pub fn seamless_cache_from_env() -> Option<PathBuf> {
-    let value = std::env::var(SEAMLESS_CACHE_ENV).ok()?;
-    let value = value.trim();
-    if value.is_empty() {
-        return None;
-    }
-    let p = expand_tilde(value);
-    Some(if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    })
-}
-
 /// Where the clients of a CLI come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientSource {
@@ -216,16 +195,16 @@ pub enum ClientSource {
     ConfigFiles,
 }
 
-/// Decides, as the reference's `set_remote_clients_from_env`: `SEAMLESS_CACHE` set → config
-/// files (cache mode); `SEAMLESS_REMOTE_CLIENTS` set → those clients (an error if malformed);
-/// else the config files.
-pub fn client_source_from_env() -> Result<ClientSource, ConfigError> {
-    if seamless_cache_from_env().is_some() {
-        return Ok(ClientSource::ConfigFiles);
-    }
-    match std::env::var(REMOTE_CLIENTS_ENV) {
-        Ok(v) => Ok(ClientSource::RemoteClients(RemoteClients::parse(&v)?)),
-        Err(_) => Ok(ClientSource::ConfigFiles),
+/// Decides, as the reference's `set_remote_clients_from_env`: a cache directory
+/// (`SEAMLESS_CACHE`) → config files (cache mode); remote clients (`SEAMLESS_REMOTE_CLIENTS`) →
+/// those clients (an error if malformed); else the config files.
+pub fn client_source(
+    cache: Option<&Path>,
+    remote_clients: Option<&str>,
+) -> Result<ClientSource, ConfigError> {
+    match (cache, remote_clients) {
+        (Some(_), _) | (None, None) => Ok(ClientSource::ConfigFiles),
+        (None, Some(v)) => Ok(ClientSource::RemoteClients(RemoteClients::parse(v)?)),
     }
 }
 
@@ -241,7 +220,7 @@ mod tests {
                             "remote_url": "http://127.0.0.1:5229", "remote_directory": "/b"}]}"#,
         )
         .unwrap();
-        let b = rc.buffer_stores().unwrap();
+        let b = rc.buffer_stores(Some(Path::new("/home/u"))).unwrap();
         assert_eq!(b.len(), 2);
         assert_eq!(b[0].name, "extern-buffer-0-folder");
         assert_eq!(b[0].directory.as_deref(), Some(std::path::Path::new("/b")));
@@ -269,7 +248,10 @@ mod tests {
             );
         }
         let rc = RemoteClients::parse(r#"{"buffer": [{"url": "http://h"}]}"#).unwrap();
-        let err = rc.buffer_stores().unwrap_err().to_string();
+        let err = rc
+            .buffer_stores(Some(Path::new("/home/u")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no 'remote_url'"), "{err}");
         let rc = RemoteClients::parse(r#"{"database": [{"url": "http://h"}]}"#).unwrap();
         assert!(rc
@@ -278,13 +260,13 @@ mod tests {
             .to_string()
             .contains("remote_url"));
         let rc = RemoteClients::parse(r#"{"buffer": [{}]}"#).unwrap();
-        assert!(rc.buffer_stores().is_err());
+        assert!(rc.buffer_stores(Some(Path::new("/home/u"))).is_err());
     }
 
     #[test]
     fn readonly_defaults_to_true() {
         let rc = RemoteClients::parse(r#"{"buffer": [{"remote_url": "http://h"}]}"#).unwrap();
-        let b = rc.buffer_stores().unwrap();
+        let b = rc.buffer_stores(Some(Path::new("/home/u"))).unwrap();
         assert!(b[0].readonly);
         assert_eq!(b[0].name, "extern-buffer-0");
     }

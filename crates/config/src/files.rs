@@ -46,18 +46,6 @@ pub struct LoadOptions {
     pub subproject: Option<String>,
 }
 
-impl LoadOptions {
-    /// Options for `workdir` with `HOME` and `SEAMLESS_CACHE` from the environment.
-    pub fn from_env(workdir: impl Into<PathBuf>) -> Self {
-        LoadOptions {
-            workdir: workdir.into(),
-            home: std::env::var_os("HOME").map(PathBuf::from),
-            seamless_cache: super::env::seamless_cache_from_env(),
-            ..LoadOptions::default()
-        }
-    }
-}
-
 /// The deepest nesting accepted in a configuration file (real files nest 4 or 5 levels).
 pub const MAX_YAML_DEPTH: usize = 64;
 

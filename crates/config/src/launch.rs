@@ -35,8 +35,6 @@ pub enum Service {
     Jobserver,
     /// seamless-dask-wrapper.
     Daskserver,
-    /// The Dask front of seamless-daskserver-remote (the jobserver protocol over Dask).
-    DaskFront,
 }
 
 impl Service {
@@ -47,7 +45,6 @@ impl Service {
             Service::Database => "database",
             Service::Jobserver => "jobserver",
             Service::Daskserver => "daskserver",
-            Service::DaskFront => "dask-front",
         }
     }
 }
@@ -220,7 +217,7 @@ fn frontend<'a>(
             Service::Hashserver => f.hashserver.is_some(),
             Service::Database => f.database.is_some(),
             Service::Jobserver => f.jobserver.is_some(),
-            Service::Daskserver | Service::DaskFront => f.daskserver.is_some(),
+            Service::Daskserver => f.daskserver.is_some(),
         })
         .ok_or_else(|| {
             ConfigError::Selection(match frontend_name {

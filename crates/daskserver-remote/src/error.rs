@@ -8,13 +8,9 @@ use seamless_remote_core::Checksum;
 /// Why a Dask operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DaskError {
-    /// The configuration is invalid (a file, a name, a selection).
+    /// The configuration or the activation is invalid, or what a call needs is not active.
     #[error(transparent)]
-    Config(#[from] seamless_config::ConfigError),
-
-    /// The activation is invalid, or what a call needs is not active.
-    #[error(transparent)]
-    Activation(#[from] seamless_config::activation::ActivationError),
+    Setup(#[from] seamless_activation::SetupError),
 
     /// A request could not be encoded as JSON.
     #[error("cannot encode the request: {0}")]
@@ -66,3 +62,5 @@ pub enum DaskError {
         tf: Checksum,
     },
 }
+
+seamless_activation::setup_error_from!(DaskError);

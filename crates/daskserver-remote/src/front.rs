@@ -9,17 +9,13 @@
 //! `~/.remote-http-launcher/programs/seamless-dask-front-<sha>.py` on that host; its checksum is
 //! one of the parameters, so a new version of the program relaunches the front.
 
-use seamless_config::{Handshake, LaunchDescription, RemoteClients, Service};
-use seamless_launcher::Connection;
+use seamless_config::{Handshake, LaunchDescription, RemoteClients};
+use seamless_launcher::{Connection, LaunchSpec};
 use seamless_remote_core::Checksum;
 use serde_json::{json, Value};
 
 /// The front program's source.
 pub const FRONT_PROGRAM: &str = include_str!("../python/seamless_dask_front.py");
-
-/// The interpreter that runs the front (default `python3`, the one of the daskserver's
-/// environment once its conda environment is active).
-pub const PYTHON_ENV: &str = "SEAMLESS_DASK_PYTHON";
 
 /// Where the program is written on the service host.
 pub fn program_path() -> String {
@@ -101,23 +97,22 @@ impl DaskInfo {
     }
 }
 
-/// The interpreter that runs the front: `SEAMLESS_DASK_PYTHON`, else `python3`.
-pub fn python_from_env() -> String {
-    std::env::var(PYTHON_ENV)
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "python3".into())
+/// The interpreter that runs the front, from the process's settings (`SEAMLESS_DASK_PYTHON`,
+/// else `python3`: the one of the daskserver's environment once its conda environment is
+/// active).
+pub fn python_from_settings() -> String {
+    seamless_activation::Settings::current().dask_python.clone()
 }
 
-/// The launch description of the front of the daskserver launched from `dask`, run by
-/// `python`: key `daskfront-...` (the daskserver's with its service name replaced), same host,
-/// environment and port range, handshake `/healthcheck`.
+/// The launch spec of the front of the daskserver launched from `dask`, run by `python`: key
+/// `daskfront-...` (the daskserver's with its service name replaced), same host, environment
+/// and port range, handshake `/healthcheck`.
 pub fn description(
     dask: &LaunchDescription,
     info: &DaskInfo,
     remote_clients: &RemoteClients,
     python: &str,
-) -> LaunchDescription {
+) -> LaunchSpec {
     let rename = |s: &str| s.replacen("daskserver", "daskfront", 1);
     let key = rename(&dask.key);
     let argv: Vec<String> = vec![
@@ -135,7 +130,6 @@ pub fn description(
         "--timeout".into(),
         dask.timeout.to_string(),
     ];
-    let command = seamless_config::display_command(&argv);
     let parameters = json!({
         "scheduler_address": info.scheduler_address_on_host,
         "workers": info.cores,
@@ -145,18 +139,14 @@ pub fn description(
         "record": info.record,
         "program": program_path(),
     });
-    LaunchDescription {
-        service: Service::DaskFront,
+    LaunchSpec {
         key,
+        name: "dask-front".into(),
         argv,
-        command,
         workdir: "/tmp".into(),
-        file_parameters: Some(parameters),
+        parameters: Some(parameters),
         handshake: Handshake::Healthcheck,
-        log_file: rename(&dask.log_file),
-        debug_log_file: rename(&dask.debug_log_file),
-        cluster_string: None,
-        ..dask.clone()
+        ..LaunchSpec::from(dask)
     }
 }
 
@@ -166,7 +156,7 @@ mod tests {
 
     fn dask_desc() -> LaunchDescription {
         LaunchDescription {
-            service: Service::Daskserver,
+            service: seamless_config::Service::Daskserver,
             key: "daskserver-local-rw-demo".into(),
             argv: vec!["seamless-dask-wrapper".into()],
             command: "seamless-dask-wrapper ...".into(),
@@ -213,13 +203,11 @@ mod tests {
         let front = description(&desc, &info, &RemoteClients::default(), "python3");
         assert_eq!(front.key, "daskfront-local-rw-demo");
         assert_eq!(front.handshake, Handshake::Healthcheck);
-        assert_eq!(front.conda, Some(Some(String::new())));
-        assert!(front.log_file.ends_with("/daskfront.log"));
-        assert!(front.command.contains(&program_path()));
-        assert!(front
-            .command
-            .contains("--port-range 5340 5359 --host 127.0.0.1 --timeout 600"));
-        let p = front.file_parameters.unwrap();
+        assert_eq!(front.conda, None, "an empty conda name is no environment");
+        let command = seamless_config::display_command(&front.argv);
+        assert!(command.contains(&program_path()));
+        assert!(command.contains("--port-range 5340 5359 --host 127.0.0.1 --timeout 600"));
+        let p = front.parameters.unwrap();
         assert_eq!(p["scheduler_address"], "tcp://127.0.0.1:5355");
         assert_eq!(p["workers"], 2);
     }
@@ -236,10 +224,7 @@ mod tests {
         let info = DaskInfo::derive(&desc, &conn);
         let front = description(&desc, &info, &RemoteClients::default(), "/a b/python; x");
         assert_eq!(front.argv[0], "/a b/python; x");
-        assert!(
-            front.command.starts_with("'/a b/python; x' "),
-            "{}",
-            front.command
-        );
+        let command = seamless_config::display_command(&front.argv);
+        assert!(command.starts_with("'/a b/python; x' "), "{command}");
     }
 }

@@ -10,15 +10,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use seamless_config::{Config, Current, LaunchDescription};
+use seamless_activation::LaunchClients;
+use seamless_config::{Config, Current};
 use seamless_jobserver_remote::launched::RemoteClientsSource;
 use seamless_jobserver_remote::{JobserverClient, JobserverError};
-use seamless_launcher::{DescriptionSource, LaunchError, LaunchedService, Launcher};
+use seamless_launcher::{DescriptionSource, LaunchError, LaunchSpec, LaunchedService, Launcher};
 use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
 
 use crate::error::DaskError;
 use crate::front::{self, DaskInfo};
-use crate::remote::{DaskserverLauncher, LaunchKey};
+use crate::remote::LaunchKey;
 
 /// The launched daskserver and Dask front of one selection.
 pub struct DaskserverLaunchedHandle {
@@ -43,7 +44,7 @@ impl std::fmt::Debug for DaskserverLaunchedHandle {
 impl DaskserverLaunchedHandle {
     /// The handle of `selection`'s daskserver (nothing is launched yet: see [`Self::ensure`]).
     /// `clients` gives the cluster's live hashserver/database clients, which the Seamless
-    /// workers on Dask use. The front runs with [`front::python_from_env`].
+    /// workers on Dask use. The front runs with [`front::python_from_settings`].
     pub fn new(
         config: &Config,
         selection: &Current,
@@ -57,7 +58,7 @@ impl DaskserverLaunchedHandle {
             launcher,
             options,
             clients,
-            front::python_from_env(),
+            front::python_from_settings(),
         )
     }
 
@@ -139,7 +140,7 @@ impl DaskserverLaunchedHandle {
                     reason.push_str(&format!(
                         "\nThe Dask front runs with `{}` on the daskserver's host; it needs seamless-dask and distributed (set {} to such an interpreter).",
                         self.python,
-                        front::PYTHON_ENV
+                        seamless_activation::settings::DASK_PYTHON_ENV
                     ));
                 }
                 DaskError::Launch {
@@ -168,8 +169,8 @@ impl DaskserverLaunchedHandle {
         &self.client
     }
 
-    /// The daskserver's and the front's launch descriptions, once launched.
-    pub fn descriptions(&self) -> (Option<LaunchDescription>, Option<LaunchDescription>) {
+    /// The daskserver's and the front's launch specs, once launched.
+    pub fn descriptions(&self) -> (Option<LaunchSpec>, Option<LaunchSpec>) {
         (
             self.daskserver.last().map(|(d, _)| d),
             self.front.last().map(|(d, _)| d),
@@ -217,8 +218,8 @@ impl ConfigDaskserverLauncher {
     }
 }
 
-impl DaskserverLauncher for ConfigDaskserverLauncher {
-    fn launched_handle(&self, key: &LaunchKey) -> Result<Arc<DaskserverLaunchedHandle>, DaskError> {
+impl LaunchClients<Arc<DaskserverLaunchedHandle>, DaskError> for ConfigDaskserverLauncher {
+    fn launched_client(&self, key: &LaunchKey) -> Result<Arc<DaskserverLaunchedHandle>, DaskError> {
         DaskserverLaunchedHandle::new(
             &self.config,
             &key.selection,

@@ -7,12 +7,11 @@
 //! [`DaskInfo`] (the program shows `Dask dashboard: <url>`); `deactivate` stops our front (the daskserver stays for other
 //! clients until its idle timeout) and leaves no backend active.
 
-use seamless_config::activation::PerKey;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::Arc;
 
+use seamless_activation::{launch_keys, Clients, Global, KeyScope, LaunchClients};
+pub use seamless_activation::{ActivateOptions, LaunchKey};
 use seamless_buffer_remote::ActiveBuffers;
-use seamless_config::activation::{launch_keys, KeyScope};
-pub use seamless_config::activation::{ActivateOptions, LaunchKey};
 use seamless_database_remote::ActiveDatabases;
 use seamless_jobserver_remote::{JobResult, JobStatus, RunRequest};
 use seamless_remote_core::Checksum;
@@ -22,18 +21,23 @@ use crate::front::DaskInfo;
 use crate::launched::DaskserverLaunchedHandle;
 use crate::submit::Submission;
 
-/// Produces launched Dask handles (the seam the launcher fills).
-pub trait DaskserverLauncher: Send + Sync {
-    /// The handle for `key` (nothing launched yet).
-    fn launched_handle(&self, key: &LaunchKey) -> Result<Arc<DaskserverLaunchedHandle>, DaskError>;
+/// What produces launched Dask handles (the seam the launcher fills; nothing is launched
+/// before [`DaskserverLaunchedHandle::ensure`]).
+pub type DaskserverLauncher = dyn LaunchClients<Arc<DaskserverLaunchedHandle>, DaskError>;
+
+/// The handles made so far and the active one (Dask has no extern clients).
+pub struct DaskserverRemote {
+    handles: Clients<Arc<DaskserverLaunchedHandle>, (), DaskError>,
+    active: Option<Arc<DaskserverLaunchedHandle>>,
 }
 
-/// The handles made so far and the active one.
-#[derive(Default)]
-pub struct DaskserverRemote {
-    launcher: Option<Arc<dyn DaskserverLauncher>>,
-    handles: PerKey<Arc<DaskserverLaunchedHandle>>,
-    active: Option<Arc<DaskserverLaunchedHandle>>,
+impl Default for DaskserverRemote {
+    fn default() -> Self {
+        DaskserverRemote {
+            handles: Clients::new("daskserver"),
+            active: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DaskserverRemote {
@@ -51,8 +55,8 @@ impl DaskserverRemote {
     }
 
     /// Sets what produces launched handles.
-    pub fn set_launcher(&mut self, launcher: Arc<dyn DaskserverLauncher>) {
-        self.launcher = Some(launcher);
+    pub fn set_launcher(&mut self, launcher: Arc<DaskserverLauncher>) {
+        self.handles.set_launcher(launcher);
     }
 
     /// The handle that `options` selects (made now if needed; not launched). Dask has one
@@ -75,14 +79,7 @@ impl DaskserverRemote {
             readonly: false,
             ..key
         };
-        let launcher = self.launcher.clone();
-        self.handles
-            .get_or_make(
-                &key,
-                "daskserver",
-                launcher.map(|l| move |k: &LaunchKey| l.launched_handle(k)),
-            )
-            .map(Some)
+        self.handles.launched(&key).map(Some)
     }
 
     /// Makes `handle` the active backend.
@@ -96,26 +93,28 @@ impl DaskserverRemote {
     }
 }
 
-static GLOBAL: LazyLock<RwLock<DaskserverRemote>> =
-    LazyLock::new(|| RwLock::new(DaskserverRemote::new()));
+// The process-wide layer (what the Python callers use): the same functions as in the other
+// service crates where Dask has them, each a thin layer over `DaskserverRemote` above.
+
+static GLOBAL: Global<DaskserverRemote> = Global::new();
 
 fn global_write() -> std::sync::RwLockWriteGuard<'static, DaskserverRemote> {
-    GLOBAL.write().unwrap_or_else(|p| p.into_inner())
+    GLOBAL.write()
 }
 
 /// The process-wide Dask state.
-pub fn global() -> &'static RwLock<DaskserverRemote> {
+pub fn global() -> &'static Global<DaskserverRemote> {
     &GLOBAL
 }
 
 /// Sets the process-wide launcher.
-pub fn set_launcher(launcher: Arc<dyn DaskserverLauncher>) {
+pub fn set_launcher(launcher: Arc<DaskserverLauncher>) {
     global_write().set_launcher(launcher);
 }
 
 /// The active handle of the process.
 pub fn active() -> Option<Arc<DaskserverLaunchedHandle>> {
-    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
+    GLOBAL.read().active()
 }
 
 fn active_or_err() -> Result<Arc<DaskserverLaunchedHandle>, DaskError> {

@@ -16,22 +16,13 @@ use crate::error::DatabaseError;
 /// The largest database answer read (one checksum, a list of them, or a record); a longer one
 /// is an error naming the server.
 pub const ANSWER_LIMIT: u64 = 16 << 20;
-/// Environment variable with the in-flight limit.
-pub const MAX_INFLIGHT_ENV: &str = "SEAMLESS_DATABASE_MAX_INFLIGHT";
-
 /// The message of the one benign 409.
 const ALREADY_EXISTS: &str = "Execution record already exists with different metadata";
 
-/// Parses `SEAMLESS_DATABASE_MAX_INFLIGHT` as the reference: an integer, default 30, negative
-/// means 0; 0 = unlimited.
-pub fn max_inflight_from_env() -> usize {
-    match std::env::var(MAX_INFLIGHT_ENV) {
-        Err(_) => 30,
-        Ok(v) => match v.trim().parse::<i64>() {
-            Ok(n) => n.max(0) as usize,
-            Err(_) => 30,
-        },
-    }
+/// The in-flight limit of the process's settings (`SEAMLESS_DATABASE_MAX_INFLIGHT`, default
+/// 30; 0 = unlimited).
+pub fn default_max_inflight() -> usize {
+    seamless_activation::Settings::current().database_max_inflight
 }
 
 /// What happened to an execution record write.
@@ -59,7 +50,7 @@ impl DatabaseClient {
             url,
             readonly,
             ClientOptions::default(),
-            max_inflight_from_env(),
+            default_max_inflight(),
         )
     }
 
@@ -87,9 +78,9 @@ impl DatabaseClient {
         }
     }
 
-    /// The underlying remote client.
-    pub fn remote(&self) -> &RemoteClient {
-        &self.remote
+    /// The URL, once known.
+    pub fn url(&self) -> Option<String> {
+        self.remote.url()
     }
 
     /// Whether writes are refused.
@@ -97,9 +88,9 @@ impl DatabaseClient {
         self.readonly
     }
 
-    /// The URL, once known.
-    pub fn url(&self) -> Option<String> {
-        self.remote.url()
+    /// The underlying remote client.
+    pub fn remote(&self) -> &RemoteClient {
+        &self.remote
     }
 
     fn name(&self) -> String {

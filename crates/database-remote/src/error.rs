@@ -9,6 +9,10 @@ pub enum DatabaseError {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// The configuration or the activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Setup(#[from] seamless_activation::SetupError),
+
     /// The database refused the request (400, 405, 5xx): a definite answer, never retried.
     #[error("{url} refused the {request} request (HTTP {status}): {message}")]
     Rejected {
@@ -55,17 +59,11 @@ pub enum DatabaseError {
         target: String,
     },
 
-    /// The configuration is invalid (a file, a name, a selection).
-    #[error(transparent)]
-    Config(#[from] seamless_config::ConfigError),
-
-    /// The activation is invalid, or what a call needs is not active.
-    #[error(transparent)]
-    Activation(#[from] seamless_config::activation::ActivationError),
-
     /// A request could not be encoded as JSON.
     #[error("cannot encode the request: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
 seamless_remote_core::retryable_through_transport!(DatabaseError, DatabaseError::Transport);
+
+seamless_activation::setup_error_from!(DatabaseError);

@@ -1,60 +1,32 @@
-//! The launched database: the [`DatabaseLauncher`] that builds launched clients from the
+//! The launched database: the launcher seam ([`crate::remote::DatabaseLauncher`]) that builds launched clients from the
 //! configuration (`Config::database_launch`) and the launcher. Nothing starts before the
 //! client's first request; a database that dies is relaunched on the next request.
 
-use std::sync::Arc;
+use seamless_activation::{FromConfig, LaunchClients, LaunchedClientInfo};
+use seamless_launcher::LaunchedService;
 
-use seamless_config::Config;
-use seamless_launcher::{LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher};
-use seamless_remote_core::{ClientOptions, RemoteClient};
-
-use crate::client::{max_inflight_from_env, DatabaseClient};
+use crate::client::{default_max_inflight, DatabaseClient};
 use crate::error::DatabaseError;
-use crate::remote::{DatabaseLauncher, LaunchKey};
+use crate::remote::LaunchKey;
 
-/// Launched databases from a configuration.
-pub struct ConfigDatabaseLauncher {
-    config: Config,
-    launcher: Launcher,
-    options: ClientOptions,
-    services: LaunchedSet,
-}
+/// Launched databases from a configuration: `ConfigDatabaseLauncher::new(config, launcher,
+/// options)` (the shared [`FromConfig`], which implements the database seam here).
+pub type ConfigDatabaseLauncher = FromConfig;
 
-impl std::fmt::Debug for ConfigDatabaseLauncher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigDatabaseLauncher")
-            .finish_non_exhaustive()
-    }
-}
-
-impl ConfigDatabaseLauncher {
-    /// Launched databases of `config`, started by `launcher`, reached with `options`.
-    pub fn new(config: Config, launcher: Launcher, options: ClientOptions) -> Arc<Self> {
-        Arc::new(ConfigDatabaseLauncher {
-            config,
-            launcher,
-            options,
-            services: LaunchedSet::default(),
-        })
-    }
-}
-
-impl DatabaseLauncher for ConfigDatabaseLauncher {
+impl LaunchClients<DatabaseClient, DatabaseError> for FromConfig {
     fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError> {
         let desc = self
-            .config
+            .config()
             .database_launch(key.readonly, &key.selection, None)?;
-        let service = LaunchedService::new(desc, self.launcher.clone());
-        let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
-        self.services.add(key, service);
+        let service = LaunchedService::new(desc, self.launcher().clone());
         Ok(DatabaseClient::from_remote(
-            remote,
+            self.client(key, service)?,
             key.readonly,
-            max_inflight_from_env(),
+            default_max_inflight(),
         ))
     }
 
     fn inspect(&self) -> Vec<LaunchedClientInfo> {
-        self.services.inspect(false)
+        self.launched_info(false)
     }
 }

@@ -22,7 +22,7 @@ pub mod error;
 pub mod launched;
 pub mod remote;
 
-pub use client::{max_inflight_from_env, DatabaseClient, RecordWrite};
+pub use client::{default_max_inflight, DatabaseClient, RecordWrite};
 pub use error::DatabaseError;
 pub use remote::{ActiveDatabases, DatabaseRemote};
 pub use seamless_remote_core::Checksum;

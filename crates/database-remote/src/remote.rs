@@ -7,40 +7,28 @@
 //! `set_transformation_result` returns False even on success). Activation rules are the shared
 //! ones ([`seamless_config::activation`]).
 
-use seamless_config::activation::{ActivationError, PerKey};
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock, RwLock};
 
 use futures_util::future::join_all;
-use seamless_config::activation::{launch_keys, KeyScope};
-pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+use seamless_activation::{launch_keys, ExternInfo, KeyScope};
+pub use seamless_activation::{
+    ActivateOptions, ExternClientInfo, ExtraLaunched, LaunchKey, LaunchedClientInfo,
+};
 use seamless_remote_core::Checksum;
 use serde_json::{Map, Value};
 
 use crate::client::{DatabaseClient, RecordWrite};
 use crate::error::DatabaseError;
 
-/// Produces launched database clients (the seam the launcher fills).
-pub trait DatabaseLauncher: Send + Sync {
-    /// The launched client for `key` (nothing is started before its first request).
-    fn launched_client(&self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError>;
-
-    /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        Vec::new()
+impl ExternInfo for DatabaseClient {
+    fn extern_info(&self, name: &str) -> ExternClientInfo {
+        ExternClientInfo {
+            name: name.to_string(),
+            readonly: self.readonly(),
+            url: self.url(),
+            directory: None,
+        }
     }
-}
-
-/// What [`DatabaseRemote::inspect_extern_clients`] reports.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ExternClientInfo {
-    /// The name.
-    pub name: String,
-    /// Read-only.
-    pub readonly: bool,
-    /// URL.
-    pub url: Option<String>,
 }
 
 /// The active databases: a cheap, clonable value.
@@ -50,38 +38,17 @@ pub struct ActiveDatabases {
     write: Vec<DatabaseClient>,
 }
 
-/// The defined clients and the active set.
-#[derive(Default)]
-pub struct DatabaseRemote {
-    extern_clients: BTreeMap<String, DatabaseClient>,
-    launched: PerKey<DatabaseClient>,
-    launcher: Option<Arc<dyn DatabaseLauncher>>,
+seamless_activation::activation_api! {
+    remote: DatabaseRemote,
+    service: "database",
+    launched: DatabaseClient,
+    extern_client: DatabaseClient,
+    error: DatabaseError,
     active: ActiveDatabases,
-}
-
-impl std::fmt::Debug for DatabaseRemote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseRemote")
-            .field(
-                "extern_clients",
-                &self.extern_clients.keys().collect::<Vec<_>>(),
-            )
-            .field("active", &self.active)
-            .finish()
-    }
+    launcher: DatabaseLauncher,
 }
 
 impl DatabaseRemote {
-    /// Nothing defined, nothing active.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets what produces launched clients.
-    pub fn set_launcher(&mut self, launcher: Arc<dyn DatabaseLauncher>) {
-        self.launcher = Some(launcher);
-    }
-
     /// Defines (or redefines) an extern `database` client.
     pub fn define_extern_client(
         &mut self,
@@ -89,84 +56,36 @@ impl DatabaseRemote {
         url: &str,
         readonly: bool,
     ) -> Result<(), DatabaseError> {
-        self.extern_clients
-            .insert(name.to_string(), DatabaseClient::new(url, readonly)?);
+        self.define_extern(name, DatabaseClient::new(url, readonly)?);
         Ok(())
     }
 
     /// Defines an extern client from an existing client.
     pub fn define_extern(&mut self, name: &str, client: DatabaseClient) {
-        self.extern_clients.insert(name.to_string(), client);
+        self.clients.define_extern(name, client);
     }
 
-    /// Defines the launched client of a key.
-    pub fn define_launched_client(&mut self, key: LaunchKey, client: DatabaseClient) {
-        self.launched.insert(key, client);
-    }
-
-    fn launched_for(&mut self, key: &LaunchKey) -> Result<DatabaseClient, DatabaseError> {
-        let launcher = self.launcher.clone();
-        self.launched.get_or_make(
-            key,
-            "database",
-            launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
-        )
-    }
-
-    /// Computes and installs the active set.
-    pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), DatabaseError> {
+    /// The active set that `options` select (the shared rules).
+    fn activate_into(
+        &mut self,
+        options: &ActivateOptions,
+    ) -> Result<ActiveDatabases, DatabaseError> {
         let mut active = ActiveDatabases::default();
         for key in launch_keys(options, KeyScope::Stage)? {
-            let c = self.launched_for(&key)?;
+            let c = self.clients.launched(&key)?;
             if !key.readonly {
                 active.write.push(c.clone());
             }
             active.read.push(c);
         }
         for name in &options.extern_clients {
-            let c = self.extern_clients.get(name).ok_or_else(|| {
-                DatabaseError::from(ActivationError::UnknownExternClient {
-                    service: "database",
-                    name: name.clone(),
-                })
-            })?;
+            let c = self.clients.extern_client(name)?;
             if !c.readonly() {
                 active.write.push(c.clone());
             }
             active.read.push(c.clone());
         }
-        self.active = active;
-        Ok(())
-    }
-
-    /// Deactivates every database.
-    pub fn deactivate(&mut self) {
-        self.active = ActiveDatabases::default();
-    }
-
-    /// The active set.
-    pub fn active(&self) -> ActiveDatabases {
-        self.active.clone()
-    }
-
-    /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        self.launcher
-            .as_ref()
-            .map(|l| l.inspect())
-            .unwrap_or_default()
-    }
-
-    /// The extern clients, with the reference's fields.
-    pub fn inspect_extern_clients(&self) -> Vec<ExternClientInfo> {
-        self.extern_clients
-            .iter()
-            .map(|(name, c)| ExternClientInfo {
-                name: name.clone(),
-                readonly: c.readonly(),
-                url: c.url(),
-            })
-            .collect()
+        Ok(active)
     }
 }
 
@@ -353,37 +272,9 @@ fn debug(args: std::fmt::Arguments<'_>) {
     }
 }
 
-static GLOBAL: LazyLock<RwLock<DatabaseRemote>> =
-    LazyLock::new(|| RwLock::new(DatabaseRemote::new()));
-
-/// The process-wide database activation state.
-pub fn global() -> &'static RwLock<DatabaseRemote> {
-    &GLOBAL
-}
-
-/// The process-wide active set.
-pub fn active() -> ActiveDatabases {
-    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
-}
-
-fn with_global<T>(f: impl FnOnce(&mut DatabaseRemote) -> T) -> T {
-    let mut g = GLOBAL.write().unwrap_or_else(|p| p.into_inner());
-    f(&mut g)
-}
-
 /// Defines an extern client in the process-wide state.
 pub fn define_extern_client(name: &str, url: &str, readonly: bool) -> Result<(), DatabaseError> {
-    with_global(|g| g.define_extern_client(name, url, readonly))
-}
-
-/// Activates the process-wide state.
-pub fn activate(options: &ActivateOptions) -> Result<(), DatabaseError> {
-    with_global(|g| g.activate(options))
-}
-
-/// Deactivates the process-wide state.
-pub fn deactivate() {
-    with_global(DatabaseRemote::deactivate)
+    global().write().define_extern_client(name, url, readonly)
 }
 
 /// Whether the process-wide state has a write database.

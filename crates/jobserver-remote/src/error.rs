@@ -9,6 +9,10 @@ pub enum JobserverError {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// The configuration or the activation is invalid, or what a call needs is not active.
+    #[error(transparent)]
+    Setup(#[from] seamless_activation::SetupError),
+
     /// The transformation failed on the server; the server's traceback follows.
     #[error("transformation {tf} failed on {url}:\n{traceback}")]
     Failed {
@@ -47,17 +51,11 @@ pub enum JobserverError {
         detail: String,
     },
 
-    /// The configuration is invalid (a file, a name, a selection).
-    #[error(transparent)]
-    Config(#[from] seamless_config::ConfigError),
-
-    /// The activation is invalid, or what a call needs is not active.
-    #[error(transparent)]
-    Activation(#[from] seamless_config::activation::ActivationError),
-
     /// A request could not be encoded as JSON.
     #[error("cannot encode the request: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
 seamless_remote_core::retryable_through_transport!(JobserverError, JobserverError::Transport);
+
+seamless_activation::setup_error_from!(JobserverError);

@@ -1,4 +1,4 @@
-//! The launched jobserver: the [`JobserverLauncher`] that builds launched clients from the
+//! The launched jobserver: the launcher seam ([`crate::remote::JobserverLauncher`]) that builds launched clients from the
 //! configuration (`Config::jobserver_launch`) and the launcher.
 //!
 //! The jobserver learns where the hashserver and database are through its status file
@@ -10,15 +10,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use seamless_activation::{FromConfig, LaunchClients, LaunchedClientInfo};
 use seamless_config::{Config, RemoteClients};
-use seamless_launcher::{
-    DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet, Launcher,
-};
-use seamless_remote_core::{BoxError, ClientOptions, RemoteClient};
+use seamless_launcher::{DescriptionSource, LaunchSpec, LaunchedService, Launcher};
+use seamless_remote_core::{BoxError, ClientOptions};
 
 use crate::client::JobserverClient;
 use crate::error::JobserverError;
-use crate::remote::{JobserverLauncher, LaunchKey};
+use crate::remote::LaunchKey;
 
 /// Produces the live hashserver/database clients of a cluster (launching them if needed).
 pub type RemoteClientsSource = Arc<
@@ -29,16 +28,14 @@ pub type RemoteClientsSource = Arc<
 
 /// Launched jobservers from a configuration.
 pub struct ConfigJobserverLauncher {
-    config: Config,
-    launcher: Launcher,
-    options: ClientOptions,
+    from: Arc<FromConfig>,
     clients: RemoteClientsSource,
-    services: LaunchedSet,
 }
 
 impl std::fmt::Debug for ConfigJobserverLauncher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigJobserverLauncher")
+        f.debug_tuple("ConfigJobserverLauncher")
+            .field(&self.from)
             .finish_non_exhaustive()
     }
 }
@@ -52,19 +49,14 @@ impl ConfigJobserverLauncher {
         options: ClientOptions,
         clients: RemoteClientsSource,
     ) -> Arc<Self> {
-        Arc::new(ConfigJobserverLauncher {
-            config,
-            launcher,
-            options,
-            clients,
-            services: LaunchedSet::default(),
-        })
+        let from = FromConfig::new(config, launcher, options);
+        Arc::new(ConfigJobserverLauncher { from, clients })
     }
 }
 
-impl JobserverLauncher for ConfigJobserverLauncher {
+impl LaunchClients<JobserverClient, JobserverError> for ConfigJobserverLauncher {
     fn launched_client(&self, key: &LaunchKey) -> Result<JobserverClient, JobserverError> {
-        let config = self.config.clone();
+        let config = self.from.config().clone();
         let selection = key.selection.clone();
         let clients = self.clients.clone();
         // Fail now on a configuration that cannot give a jobserver.
@@ -75,17 +67,19 @@ impl JobserverLauncher for ConfigJobserverLauncher {
             let clients = clients.clone();
             Box::pin(async move {
                 let live = clients(selection.cluster.clone()).await?;
-                Ok(config.jobserver_launch(&selection, &live, None)?)
+                Ok(LaunchSpec::from(
+                    config.jobserver_launch(&selection, &live, None)?,
+                ))
             })
         });
-        let service = LaunchedService::dynamic(source, self.launcher.clone());
-        let remote = RemoteClient::with_initializer(service.clone(), self.options.clone())?;
-        self.services.add(key, service);
-        Ok(JobserverClient::from_remote(remote))
+        let service = LaunchedService::dynamic(source, self.from.launcher().clone());
+        Ok(JobserverClient::from_remote(
+            self.from.client(key, service)?,
+        ))
     }
 
     fn inspect(&self) -> Vec<LaunchedClientInfo> {
-        self.services.inspect(false)
+        self.from.launched_info(false)
     }
 }
 
@@ -104,7 +98,7 @@ pub fn live_clients(
             for s in d.active().read_servers() {
                 s.remote().ensure_initialized().await?;
             }
-            let pick = |infos: Vec<seamless_launcher::LaunchedClientInfo>| {
+            let pick = |infos: Vec<LaunchedClientInfo>| {
                 infos
                     .into_iter()
                     .filter(|i| i.cluster == cluster)

@@ -6,27 +6,14 @@
 //! and is returned at once. `cancel_transformation` asks every client; `transformation_status`
 //! returns the first status that is not `not-running`.
 
-use seamless_config::activation::{ActivationError, PerKey};
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, RwLock};
-
-use seamless_config::activation::{launch_keys, KeyScope};
-pub use seamless_config::activation::{ActivateOptions, ExtraLaunched, LaunchKey};
+use seamless_activation::{launch_keys, ActivationError, ExternInfo, KeyScope};
+pub use seamless_activation::{
+    ActivateOptions, ExternClientInfo, ExtraLaunched, LaunchKey, LaunchedClientInfo,
+};
 use seamless_remote_core::Checksum;
 
 use crate::client::{JobResult, JobStatus, JobserverClient, RunRequest};
 use crate::error::JobserverError;
-
-/// Produces launched jobserver clients (the seam the launcher fills).
-pub trait JobserverLauncher: Send + Sync {
-    /// The launched client for `key`.
-    fn launched_client(&self, key: &LaunchKey) -> Result<JobserverClient, JobserverError>;
-
-    /// The launched clients made so far, with the reference's inspection fields.
-    fn inspect(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        Vec::new()
-    }
-}
 
 /// The active jobservers: a cheap, clonable value.
 #[derive(Debug, Clone, Default)]
@@ -34,57 +21,44 @@ pub struct ActiveJobservers {
     clients: Vec<JobserverClient>,
 }
 
-/// The defined clients and the active set.
-#[derive(Default)]
-pub struct JobserverRemote {
-    extern_clients: BTreeMap<String, JobserverClient>,
-    launched: PerKey<JobserverClient>,
-    launcher: Option<Arc<dyn JobserverLauncher>>,
-    active: ActiveJobservers,
+impl ExternInfo for JobserverClient {
+    fn extern_info(&self, name: &str) -> ExternClientInfo {
+        ExternClientInfo {
+            name: name.to_string(),
+            readonly: false,
+            url: self.url(),
+            directory: None,
+        }
+    }
 }
 
-impl std::fmt::Debug for JobserverRemote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobserverRemote")
-            .field(
-                "extern_clients",
-                &self.extern_clients.keys().collect::<Vec<_>>(),
-            )
-            .field("active", &self.active)
-            .finish()
-    }
+seamless_activation::activation_api! {
+    remote: JobserverRemote,
+    service: "jobserver",
+    launched: JobserverClient,
+    extern_client: JobserverClient,
+    error: JobserverError,
+    active: ActiveJobservers,
+    launcher: JobserverLauncher,
 }
 
 impl JobserverRemote {
-    /// Nothing defined, nothing active.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets what produces launched clients.
-    pub fn set_launcher(&mut self, launcher: Arc<dyn JobserverLauncher>) {
-        self.launcher = Some(launcher);
-    }
-
     /// Defines an extern `jobserver` client.
     pub fn define_extern_client(&mut self, name: &str, url: &str) -> Result<(), JobserverError> {
-        self.extern_clients
-            .insert(name.to_string(), JobserverClient::new(url)?);
+        self.define_extern(name, JobserverClient::new(url)?);
         Ok(())
     }
 
     /// Defines an extern client from an existing client.
     pub fn define_extern(&mut self, name: &str, client: JobserverClient) {
-        self.extern_clients.insert(name.to_string(), client);
+        self.clients.define_extern(name, client);
     }
 
-    /// Defines the launched client of a key.
-    pub fn define_launched_client(&mut self, key: LaunchKey, client: JobserverClient) {
-        self.launched.insert(key, client);
-    }
-
-    /// Computes and installs the active set (launched per substage; `readonly` plays no role).
-    pub fn activate(&mut self, options: &ActivateOptions) -> Result<(), JobserverError> {
+    /// The active set that `options` select (launched per substage; `readonly` plays no role).
+    fn activate_into(
+        &mut self,
+        options: &ActivateOptions,
+    ) -> Result<ActiveJobservers, JobserverError> {
         let mut clients = Vec::new();
         let keys = launch_keys(options, KeyScope::Substage)?;
         for key in keys {
@@ -92,12 +66,7 @@ impl JobserverRemote {
                 readonly: false,
                 ..key
             };
-            let launcher = self.launcher.clone();
-            let client = self.launched.get_or_make(
-                &key,
-                "jobserver",
-                launcher.map(|l| move |k: &LaunchKey| l.launched_client(k)),
-            )?;
+            let client = self.clients.launched(&key)?;
             if !clients
                 .iter()
                 .any(|c: &JobserverClient| c.url() == client.url() && c.url().is_some())
@@ -106,34 +75,10 @@ impl JobserverRemote {
             }
         }
         for name in &options.extern_clients {
-            let c = self.extern_clients.get(name).ok_or_else(|| {
-                JobserverError::from(ActivationError::UnknownExternClient {
-                    service: "jobserver",
-                    name: name.clone(),
-                })
-            })?;
+            let c = self.clients.extern_client(name)?;
             clients.push(c.clone());
         }
-        self.active = ActiveJobservers { clients };
-        Ok(())
-    }
-
-    /// The launched clients, with the reference's fields.
-    pub fn inspect_launched_clients(&self) -> Vec<seamless_launcher::LaunchedClientInfo> {
-        self.launcher
-            .as_ref()
-            .map(|l| l.inspect())
-            .unwrap_or_default()
-    }
-
-    /// Deactivates every jobserver.
-    pub fn deactivate(&mut self) {
-        self.active = ActiveJobservers::default();
-    }
-
-    /// The active set.
-    pub fn active(&self) -> ActiveJobservers {
-        self.active.clone()
+        Ok(ActiveJobservers { clients })
     }
 }
 
@@ -202,33 +147,9 @@ impl ActiveJobservers {
     }
 }
 
-static GLOBAL: LazyLock<RwLock<JobserverRemote>> =
-    LazyLock::new(|| RwLock::new(JobserverRemote::new()));
-
-/// The process-wide jobserver activation state.
-pub fn global() -> &'static RwLock<JobserverRemote> {
-    &GLOBAL
-}
-
-/// The process-wide active set.
-pub fn active() -> ActiveJobservers {
-    GLOBAL.read().unwrap_or_else(|p| p.into_inner()).active()
-}
-
-/// Activates the process-wide state.
-pub fn activate(options: &ActivateOptions) -> Result<(), JobserverError> {
-    GLOBAL
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .activate(options)
-}
-
-/// Deactivates the process-wide state.
-pub fn deactivate() {
-    GLOBAL
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .deactivate()
+/// Defines an extern jobserver client on the process-wide state.
+pub fn define_extern_client(name: &str, url: &str) -> Result<(), JobserverError> {
+    global().write().define_extern_client(name, url)
 }
 
 /// [`ActiveJobservers::run_transformation`] on the process-wide state.
@@ -244,12 +165,4 @@ pub async fn cancel_transformation(tf: &Checksum) -> Result<bool, JobserverError
 /// [`ActiveJobservers::transformation_status`] on the process-wide state.
 pub async fn transformation_status(tf: &Checksum) -> Result<JobStatus, JobserverError> {
     active().transformation_status(tf).await
-}
-
-/// Defines an extern jobserver client on the process-wide state.
-pub fn define_extern_client(name: &str, url: &str) -> Result<(), JobserverError> {
-    GLOBAL
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .define_extern_client(name, url)
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use seamless_config::{Handshake, LaunchDescription};
+use seamless_config::Handshake;
+
+use crate::spec::LaunchSpec;
 
 use crate::connection::{Connection, Outcome};
 use crate::error::{io, LaunchError};
@@ -54,12 +56,6 @@ impl std::fmt::Debug for Launcher {
     }
 }
 
-impl Default for Launcher {
-    fn default() -> Self {
-        Launcher::new(StateDirs::from_env())
-    }
-}
-
 fn handshake_target(h: &Handshake) -> (&str, &str) {
     match h {
         Handshake::Healthcheck => ("healthcheck", "port"),
@@ -74,11 +70,7 @@ impl Launcher {
             dirs,
             timeouts: LaunchTimeouts::default(),
             env: Vec::new(),
-            ssh: std::env::var("SEAMLESS_LAUNCHER_SSH")
-                .ok()
-                .and_then(|s| shlex::split(&s))
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| vec!["ssh".to_string()]),
+            ssh: vec!["ssh".to_string()],
             progress: None,
         }
     }
@@ -91,7 +83,7 @@ impl Launcher {
         self
     }
 
-    fn side<'a>(&'a self, desc: &LaunchDescription) -> Box<dyn Side + 'a> {
+    fn side<'a>(&'a self, desc: &LaunchSpec) -> Box<dyn Side + 'a> {
         match &desc.hostname {
             Some(host) => Box::new(SshSide {
                 ssh: self.ssh.clone(),
@@ -139,7 +131,7 @@ impl Launcher {
     }
 
     /// Launches or reuses the service of `desc` (blocking; see the module docs).
-    pub fn run(&self, desc: &LaunchDescription) -> Result<Connection, LaunchError> {
+    pub fn run(&self, desc: &LaunchSpec) -> Result<Connection, LaunchError> {
         let key = desc.key.clone();
         if key.is_empty()
             || !key
@@ -169,7 +161,7 @@ impl Launcher {
         result
     }
 
-    fn reuse_client_file(&self, desc: &LaunchDescription) -> Option<Connection> {
+    fn reuse_client_file(&self, desc: &LaunchSpec) -> Option<Connection> {
         let path = self.dirs.client_file(&desc.key);
         let client = read_object(&path)?;
         if client.get("status").and_then(Value::as_str) == Some("stale") {
@@ -200,14 +192,14 @@ impl Launcher {
 
     /// A running service whose `parameters` differ from the description's (e.g. a jobserver
     /// pointed at a hashserver that has since moved) must be relaunched.
-    fn parameters_match(&self, desc: &LaunchDescription, state: &Map<String, Value>) -> bool {
-        match &desc.file_parameters {
+    fn parameters_match(&self, desc: &LaunchSpec, state: &Map<String, Value>) -> bool {
+        match &desc.parameters {
             None => true,
             Some(want) => state.get("parameters").is_none_or(|have| have == want),
         }
     }
 
-    fn with_lock(&self, desc: &LaunchDescription) -> Result<Connection, LaunchError> {
+    fn with_lock(&self, desc: &LaunchSpec) -> Result<Connection, LaunchError> {
         let side = self.side(desc);
         let side = side.as_ref();
         let key = &desc.key;
@@ -253,7 +245,7 @@ impl Launcher {
     /// service's host). Returns how this machine connects: (host, port).
     fn validate_running(
         &self,
-        desc: &LaunchDescription,
+        desc: &LaunchSpec,
         server: &Map<String, Value>,
         tries: u32,
         side: &dyn Side,
@@ -284,7 +276,7 @@ impl Launcher {
 
     fn checked(
         &self,
-        desc: &LaunchDescription,
+        desc: &LaunchSpec,
         server: &Map<String, Value>,
         tries: u32,
         side: &dyn Side,
@@ -299,7 +291,7 @@ impl Launcher {
             })
     }
 
-    fn host_of(&self, desc: &LaunchDescription, server: &Map<String, Value>) -> String {
+    fn host_of(&self, desc: &LaunchSpec, server: &Map<String, Value>) -> String {
         server
             .get("network_interface")
             .and_then(Value::as_str)
@@ -308,7 +300,7 @@ impl Launcher {
             .unwrap_or_else(|| "localhost".into())
     }
 
-    fn failed(&self, desc: &LaunchDescription, side: &dyn Side, reason: &str) -> LaunchError {
+    fn failed(&self, desc: &LaunchSpec, side: &dyn Side, reason: &str) -> LaunchError {
         let (tail, log) = side.log(&desc.key);
         LaunchError::Failed {
             key: desc.key.clone(),
@@ -319,8 +311,8 @@ impl Launcher {
         }
     }
 
-    fn launch(&self, desc: &LaunchDescription, side: &dyn Side) -> Result<Connection, LaunchError> {
-        let name = desc.service.name();
+    fn launch(&self, desc: &LaunchSpec, side: &dyn Side) -> Result<Connection, LaunchError> {
+        let name = desc.name.as_str();
         self.say(LaunchEvent::Launching {
             service: name.to_string(),
             key: desc.key.clone(),
@@ -357,7 +349,7 @@ impl Launcher {
     /// Waits for the server file to say `running` (or `failed`).
     fn monitor(
         &self,
-        desc: &LaunchDescription,
+        desc: &LaunchSpec,
         side: &dyn Side,
     ) -> Result<Map<String, Value>, LaunchError> {
         let key = &desc.key;
@@ -430,7 +422,7 @@ impl Launcher {
 
     fn write_client(
         &self,
-        desc: &LaunchDescription,
+        desc: &LaunchSpec,
         server: &Map<String, Value>,
         (host, port): (String, u16),
         outcome: Outcome,
@@ -479,7 +471,7 @@ impl Launcher {
     /// (this machine, or its SSH host), atomically; an identical local file is left alone.
     pub fn install_file(
         &self,
-        desc: &LaunchDescription,
+        desc: &LaunchSpec,
         path: &str,
         contents: &[u8],
     ) -> Result<(), LaunchError> {
@@ -493,7 +485,7 @@ impl Launcher {
 
     /// Stops the service of `desc` (if its server file names a live pid) and marks its state
     /// stale, as `seamless-service-stop` does.
-    pub fn stop_service(&self, desc: &LaunchDescription) {
+    pub fn stop_service(&self, desc: &LaunchSpec) {
         let side = self.side(desc);
         if let Some(server) = side.read_server(&desc.key) {
             side.stop(&desc.key, pid_of(&server));

@@ -1,8 +1,11 @@
 //! The launcher (`seamless-launcher`): start a service on demand, or reuse one that already
 //! runs, with the remote-http-launcher 0.4.5 protocol, natively (no Python helper programs).
 //!
-//! [`Launcher::run`] takes a [`LaunchDescription`](seamless_config::LaunchDescription) and returns the [`Connection`] (the client
-//! file's contents: `hostname`, `port`, other `*_port`s, `parameters`):
+//! [`Launcher::run`] takes a narrow [`LaunchSpec`] (key, argument vector, workdir, host, tunnel,
+//! handshake, parameters; usually made from a configuration's
+//! [`LaunchDescription`](seamless_config::LaunchDescription)) and returns the [`Connection`] (the
+//! client file's contents: `hostname`, `port`, other `*_port`s, `parameters`). It knows nothing
+//! of any particular service:
 //!
 //! 1. **Client file** (`client/<key>.json`): one handshake; if it answers, reuse it
 //!    (`reused-local`); a `stale` or dead one is deleted.
@@ -19,17 +22,24 @@
 //! SSH mode (a description with `hostname`): the same steps run on the remote host through
 //! `ssh <ssh_hostname>` and the remote-http-launcher helpers on its PATH (`rhl-inspect`,
 //! `rhl-launch-service`, ...), as the reference does; with `tunnel: true` a detached
-//! `ssh -N -L` forwards a local port. The ssh command is `ssh`, or `SEAMLESS_LAUNCHER_SSH`
-//! (split like a shell would; our addition, e.g. `ssh -F /path/config`).
+//! `ssh -N -L` forwards a local port. The ssh command is `ssh`, or what
+//! [`Launcher::with_ssh_command`] sets (the programs pass `SEAMLESS_LAUNCHER_SSH`, e.g.
+//! `ssh -F /path/config`). This crate reads no environment variable.
 //!
 //! ```no_run
 //! use seamless_config::{load, LoadOptions};
 //! use seamless_launcher::{Launcher, StateDirs};
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = load(&LoadOptions::from_env(std::env::current_dir()?))?;
+//! let home = std::path::PathBuf::from("/home/me");
+//! let options = LoadOptions {
+//!     workdir: std::env::current_dir()?,
+//!     home: Some(home.clone()),
+//!     ..LoadOptions::default()
+//! };
+//! let config = load(&options)?;
 //! let desc = config.hashserver_launch(false, &config.current()?, None)?;
-//! let launcher = Launcher::new(StateDirs::from_env());
-//! let connection = launcher.run(&desc)?; // reuses a running hashserver, or launches one
+//! let launcher = Launcher::new(StateDirs::new(home));
+//! let connection = launcher.run(&desc.into())?; // reuses a running hashserver, or launches one
 //! println!("hashserver at {}", connection.url());
 //! # Ok(())
 //! # }
@@ -45,6 +55,7 @@ mod probe;
 mod progress;
 mod service;
 mod side;
+mod spec;
 mod ssh;
 mod state;
 mod sys;
@@ -54,5 +65,6 @@ pub use connection::{Connection, Outcome};
 pub use error::LaunchError;
 pub use launcher::{LaunchTimeouts, Launcher};
 pub use progress::{LaunchEvent, ProgressCallback};
-pub use service::{DescriptionSource, LaunchedClientInfo, LaunchedService, LaunchedSet};
+pub use service::{DescriptionSource, LaunchedService};
+pub use spec::LaunchSpec;
 pub use state::StateDirs;

@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::probe::{http_ok, log_tail, port_open};
 use crate::side::Side;
+use crate::spec::LaunchSpec;
 use crate::state::{read_object, remove, write_atomic, write_bytes_atomic, StateDirs};
 use crate::{sys, LaunchError};
-use seamless_config::LaunchDescription;
 
 /// This machine.
 pub(crate) struct LocalSide<'a> {
@@ -99,7 +99,7 @@ impl Side for LocalSide<'_> {
         (log_tail(&path, 15), path.display().to_string())
     }
 
-    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError> {
+    fn start(&self, desc: &LaunchSpec, argv: &[String]) -> Result<(), LaunchError> {
         let key = &desc.key;
         let io = |action: &'static str, path: PathBuf| {
             move |source| LaunchError::Io {
@@ -131,12 +131,7 @@ impl Side for LocalSide<'_> {
         let log = seamless_safe_io::fs::create_private(&log_path, true)
             .map_err(io("creating", log_path.clone()))?;
         let log2 = log.try_clone().map_err(io("opening", log_path.clone()))?;
-        let mut command = match desc
-            .conda
-            .as_ref()
-            .and_then(|c| c.as_deref())
-            .filter(|c| !c.is_empty())
-        {
+        let mut command = match desc.conda.as_deref() {
             None => {
                 let mut c = Command::new(&argv[0]);
                 c.args(&argv[1..]);
@@ -194,7 +189,7 @@ impl Side for LocalSide<'_> {
             "status": "starting",
             "network_interface": desc.network_interface.clone().unwrap_or_else(|| "localhost".into()),
         });
-        if let Some(p) = &desc.file_parameters {
+        if let Some(p) = &desc.parameters {
             starting["parameters"] = p.clone();
         }
         let server_path = self.dirs.server_file(key);

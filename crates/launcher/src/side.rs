@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::spec::LaunchSpec;
 use crate::LaunchError;
-use seamless_config::LaunchDescription;
 
 /// The service side of the launch protocol.
 pub(crate) trait Side {
@@ -28,7 +28,7 @@ pub(crate) trait Side {
     /// The end of the service's log, and where it is.
     fn log(&self, key: &str) -> (String, String);
     /// Starts the service; it then writes its state as `starting` and later `running`.
-    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError>;
+    fn start(&self, desc: &LaunchSpec, argv: &[String]) -> Result<(), LaunchError>;
     /// How often to poll the state file while starting.
     fn poll(&self) -> Duration;
     /// Writes a file (e.g. a program the service runs) on the service's host, atomically;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::side::Side;
+use crate::spec::LaunchSpec;
 use crate::state::parse_object;
 use crate::LaunchError;
-use seamless_config::LaunchDescription;
 
 /// What a command on the remote host did.
 #[derive(Debug, Default)]
@@ -211,7 +211,7 @@ impl Side for SshSide {
         )
     }
 
-    fn start(&self, desc: &LaunchDescription, argv: &[String]) -> Result<(), LaunchError> {
+    fn start(&self, desc: &LaunchSpec, argv: &[String]) -> Result<(), LaunchError> {
         if !self.has_helpers() {
             return self.start_without_helpers(desc, argv);
         }
@@ -226,15 +226,10 @@ impl Side for SshSide {
                 .clone()
                 .unwrap_or_else(|| "localhost".into()),
         ];
-        if let Some(env) = desc
-            .conda
-            .as_ref()
-            .and_then(|c| c.as_deref())
-            .filter(|c| !c.is_empty())
-        {
+        if let Some(env) = desc.conda.as_deref() {
             args.extend(["--conda-env".into(), env.to_string()]);
         }
-        if let Some(p) = &desc.file_parameters {
+        if let Some(p) = &desc.parameters {
             args.extend(["--parameters".into(), p.to_string()]);
         }
         args.push("--".into());
@@ -275,19 +270,10 @@ impl Side for SshSide {
 
 impl SshSide {
     /// The launch without helpers: the same contract as `rhl-launch-service`, in bash.
-    fn start_without_helpers(
-        &self,
-        desc: &LaunchDescription,
-        argv: &[String],
-    ) -> Result<(), LaunchError> {
+    fn start_without_helpers(&self, desc: &LaunchSpec, argv: &[String]) -> Result<(), LaunchError> {
         let words: Vec<String> = argv.iter().map(|a| remote_word(a)).collect();
         let mut exec = words.join(" ");
-        if let Some(env) = desc
-            .conda
-            .as_ref()
-            .and_then(|c| c.as_deref())
-            .filter(|c| !c.is_empty())
-        {
+        if let Some(env) = desc.conda.as_deref() {
             let inner = format!(
                 "eval \"$(conda shell.bash hook)\" && conda activate {} && exec {exec}",
                 remote_word(env)
@@ -303,7 +289,7 @@ impl SshSide {
             "status": "starting",
             "network_interface": desc.network_interface.clone().unwrap_or_else(|| "localhost".into()),
         });
-        if let Some(p) = &desc.file_parameters {
+        if let Some(p) = &desc.parameters {
             state["parameters"] = p.clone();
         }
         let key = remote_word(&desc.key);

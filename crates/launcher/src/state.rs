@@ -30,15 +30,6 @@ impl StateDirs {
         }
     }
 
-    /// The state of `$HOME`.
-    pub fn from_env() -> Self {
-        Self::new(
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/")),
-        )
-    }
-
     /// `server/<key>.json`.
     pub fn server_file(&self, key: &str) -> PathBuf {
         self.root.join("server").join(format!("{key}.json"))

@@ -50,7 +50,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            timeouts: Timeouts::from_env(),
+            timeouts: crate::env::default_timeouts(),
             retry: RetryPolicy::default(),
             healthcheck: true,
             tls: TlsOptions::default(),

@@ -1,23 +1,29 @@
-//! Process-wide switches that keep the reference's environment variables and their meaning.
+//! Process-wide switches, with the meaning of the reference's environment variables. This crate
+//! never reads the environment: a program reads it once (`seamless_activation::Settings`) and
+//! installs the values here.
 //!
-//! * `SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER` (`1`/`true`/`yes`, any case): allows remote clients
-//!   in a process marked as a Seamless worker with [`set_is_worker`]. Without it, every request
-//!   of such a process fails with [`crate::TransportErrorKind::WorkerForbidden`].
-//! * `SEAMLESS_CLIENT_DEBUG` (`1`/`true`/`yes`): connection-pool create/drop and healthcheck events
+//! * allow in worker (`SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER`): remote clients in a process
+//!   marked as a Seamless worker with [`set_is_worker`]. Without it, every request of such a
+//!   process fails with [`crate::TransportErrorKind::WorkerForbidden`].
+//! * client debug (`SEAMLESS_CLIENT_DEBUG`): connection-pool create/drop and healthcheck events
 //!   are emitted at INFO level (target `seamless_remote::client_debug`) instead of DEBUG.
-//! * `SEAMLESS_DEBUG_REMOTE_DB` (`1`/`true`/`yes`): database requests and answers are emitted at
-//!   INFO level (target `seamless_remote::remote_db`); used by the database crate.
+//! * database debug (`SEAMLESS_DEBUG_REMOTE_DB`): database requests and answers at INFO (target
+//!   `seamless_remote::remote_db`); used by the database crate.
+//! * default timeouts (what [`crate::ClientOptions::default`] uses) and the keepalive interval of
+//!   the process-wide [`crate::ClientRegistry`] (set before its first use).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
 
-/// Environment variable that allows remote clients inside a worker process.
-pub const ALLOW_IN_WORKER_ENV: &str = "SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER";
-/// Environment variable for client debug output.
-pub const CLIENT_DEBUG_ENV: &str = "SEAMLESS_CLIENT_DEBUG";
-/// Environment variable for database debug output.
-pub const REMOTE_DB_DEBUG_ENV: &str = "SEAMLESS_DEBUG_REMOTE_DB";
+use crate::Timeouts;
 
 static IS_WORKER: AtomicBool = AtomicBool::new(false);
+static ALLOW_IN_WORKER: AtomicBool = AtomicBool::new(false);
+static CLIENT_DEBUG: AtomicBool = AtomicBool::new(false);
+static REMOTE_DB_DEBUG: AtomicBool = AtomicBool::new(false);
+static KEEPALIVE_MILLIS: AtomicU64 = AtomicU64::new(0);
+static DEFAULT_TIMEOUTS: RwLock<Option<Timeouts>> = RwLock::new(None);
 
 /// Marks this process as a Seamless worker (or not).
 pub fn set_is_worker(is_worker: bool) {
@@ -29,26 +35,64 @@ pub fn is_worker() -> bool {
     IS_WORKER.load(Ordering::SeqCst)
 }
 
-/// Whether an environment flag is set to `1`, `true` or `yes` (any case), as the reference reads it.
-pub fn flag(name: &str) -> bool {
-    std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-        .unwrap_or(false)
+/// Allows remote clients in a worker process (or not).
+pub fn set_allow_in_worker(allow: bool) {
+    ALLOW_IN_WORKER.store(allow, Ordering::SeqCst);
 }
 
 /// Whether remote clients may be used in this process.
 pub fn remote_clients_allowed() -> bool {
-    !is_worker() || flag(ALLOW_IN_WORKER_ENV)
+    !is_worker() || ALLOW_IN_WORKER.load(Ordering::SeqCst)
 }
 
-/// Whether `SEAMLESS_CLIENT_DEBUG` is on.
+/// Turns client debug events on or off.
+pub fn set_client_debug(on: bool) {
+    CLIENT_DEBUG.store(on, Ordering::SeqCst);
+}
+
+/// Whether client debug events are on.
 pub fn client_debug() -> bool {
-    flag(CLIENT_DEBUG_ENV)
+    CLIENT_DEBUG.load(Ordering::SeqCst)
 }
 
-/// Whether `SEAMLESS_DEBUG_REMOTE_DB` is on.
+/// Turns database debug events on or off.
+pub fn set_remote_db_debug(on: bool) {
+    REMOTE_DB_DEBUG.store(on, Ordering::SeqCst);
+}
+
+/// Whether database debug events are on.
 pub fn remote_db_debug() -> bool {
-    flag(REMOTE_DB_DEBUG_ENV)
+    REMOTE_DB_DEBUG.load(Ordering::SeqCst)
+}
+
+/// Sets the timeouts that [`crate::ClientOptions::default`] uses.
+pub fn set_default_timeouts(timeouts: Timeouts) {
+    *DEFAULT_TIMEOUTS.write().unwrap_or_else(|p| p.into_inner()) = Some(timeouts);
+}
+
+/// The timeouts that [`crate::ClientOptions::default`] uses (the built-in ones unless set).
+pub fn default_timeouts() -> Timeouts {
+    DEFAULT_TIMEOUTS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_default()
+}
+
+/// Sets the keepalive interval of the process-wide registry (effective if set before its first
+/// use).
+pub fn set_keepalive_interval(interval: Duration) {
+    let millis = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    KEEPALIVE_MILLIS.store(millis, Ordering::SeqCst);
+}
+
+/// The keepalive interval set with [`set_keepalive_interval`], if any.
+pub(crate) fn keepalive_interval() -> Option<Duration> {
+    match KEEPALIVE_MILLIS.load(Ordering::SeqCst) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
 }
 
 /// Emits a client-debug event: INFO when `SEAMLESS_CLIENT_DEBUG` is on, DEBUG otherwise.

@@ -17,9 +17,6 @@ use tokio::task::JoinHandle;
 
 use crate::client::{ClientInner, RemoteClient};
 
-/// Environment variable for the keepalive interval of the process-wide registry.
-pub const KEEPALIVE_INTERVAL_ENV: &str = "SEAMLESS_REMOTE_KEEPALIVE_INTERVAL";
-
 /// The default keepalive interval (30 s, as the reference).
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -60,17 +57,14 @@ impl ClientRegistry {
         }
     }
 
-    /// The process-wide registry (interval from `SEAMLESS_REMOTE_KEEPALIVE_INTERVAL`, default 30 s).
+    /// The process-wide registry (interval from [`crate::env::set_keepalive_interval`], default
+    /// 30 s).
     pub fn global() -> Self {
         static GLOBAL: OnceLock<ClientRegistry> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                let interval = std::env::var(KEEPALIVE_INTERVAL_ENV)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
+                let interval =
+                    crate::env::keepalive_interval().unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
                 ClientRegistry::new(interval)
             })
             .clone()

@@ -91,11 +91,6 @@ fn setting(raw: Option<String>, default: Option<Duration>) -> Option<Duration> {
 }
 
 impl Timeouts {
-    /// Reads the four variables from the process environment.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Reads the four variables through `lookup` (for tests and embedding).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let d = Timeouts::default();

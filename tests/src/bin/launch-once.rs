@@ -4,8 +4,9 @@
 //! the home that holds `.seamless/` and `.remote-http-launcher/`. Prints one JSON line:
 //! `{"url", "port", "outcome", "pid"}` (pid from the server file).
 
-use seamless_config::{load, LoadOptions};
-use seamless_launcher::{Launcher, Outcome};
+use seamless_activation::Settings;
+use seamless_config::load;
+use seamless_launcher::Outcome;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,7 +16,8 @@ fn main() {
     };
     let readonly = args.get(2).is_some_and(|m| m == "ro");
     let result = (|| -> Result<String, String> {
-        let cfg = load(&LoadOptions::from_env(dir)).map_err(|e| e.to_string())?;
+        let settings = Settings::from_env().install();
+        let cfg = load(&settings.load_options(dir)).map_err(|e| e.to_string())?;
         let cur = cfg.current().map_err(|e| e.to_string())?;
         let desc = match service.as_str() {
             "hashserver" => cfg.hashserver_launch(readonly, &cur, None),
@@ -23,8 +25,8 @@ fn main() {
             other => return Err(format!("unknown service {other}")),
         }
         .map_err(|e| e.to_string())?;
-        let launcher = Launcher::default();
-        let c = launcher.run(&desc).map_err(|e| e.to_string())?;
+        let launcher = settings.launcher();
+        let c = launcher.run(&(&desc).into()).map_err(|e| e.to_string())?;
         let server =
             std::fs::read_to_string(launcher.dirs().server_file(&desc.key)).unwrap_or_default();
         let pid = serde_json::from_str::<serde_json::Value>(&server)
