@@ -31,7 +31,7 @@ use seamless_buffer_remote::trivial::trivial_buffer;
 
 use args::Args;
 use exit::{CliError, Code};
-use stores::Tool;
+pub use stores::Tool;
 
 fn init_tracing(args: &Args) {
     let level = if args.debug {
@@ -54,19 +54,38 @@ fn init_tracing(args: &Args) {
 
 /// Runs a program and returns its exit code.
 pub fn main_with(tool: Tool) -> ExitCode {
+    ExitCode::from(run_with_args(tool, std::env::args_os()))
+}
+
+/// Runs a program with these arguments (the first is the program's name, ignored) and returns
+/// its exit code (for the Python wheel's console scripts, which run in-process).
+pub fn run_with_args(
+    tool: Tool,
+    argv: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> u8 {
     let program = match tool {
         Tool::Resolve => "seamless-resolve",
         Tool::Fingertip => "seamless-fingertip",
     };
     // The program's own name in --help and --version (not the package's).
-    let matches = Args::command()
+    let matches = match Args::command()
         .name(program)
         .bin_name(program)
         .about(args::about(program))
-        .get_matches();
+        .try_get_matches_from(argv)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
+    };
     let args = match Args::from_arg_matches(&matches) {
         Ok(a) => a,
-        Err(e) => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
     };
     init_tracing(&args);
     // Every environment variable is read here, once.
@@ -79,16 +98,16 @@ pub fn main_with(tool: Tool) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{program}: cannot start: {e}");
-            return ExitCode::from(Code::Other as u8);
+            return Code::Other as u8;
         }
     };
     let result = runtime.block_on(until_signal(run(tool, &args)));
     seamless_remote_core::close_all();
     match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             eprintln!("{program}: {e}");
-            ExitCode::from(e.code as u8)
+            e.code as u8
         }
         Err(signal) => {
             // The run was dropped: its temporary files are gone. Do not wait for a launcher
@@ -98,7 +117,7 @@ pub fn main_with(tool: Tool) -> ExitCode {
                 "{program}: interrupted by {}; nothing was written",
                 signal.name
             );
-            ExitCode::from(signal.exit_code)
+            signal.exit_code
         }
     }
 }

@@ -117,6 +117,18 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// The status as the server says it (`running`, `canceled`, `not-running`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Canceled => "canceled",
+            JobStatus::NotRunning => "not-running",
+            JobStatus::Failed => "failed",
+            JobStatus::Done => "done",
+            JobStatus::Other(s) => s,
+        }
+    }
+
     fn parse(s: &str) -> Self {
         match s {
             "running" => JobStatus::Running,

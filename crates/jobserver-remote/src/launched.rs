@@ -89,15 +89,54 @@ pub fn live_clients(
     buffers: Arc<seamless_buffer_remote::BufferRemote>,
     databases: Arc<seamless_database_remote::DatabaseRemote>,
 ) -> RemoteClientsSource {
+    live_clients_from(Arc::new(move || {
+        (
+            buffers.active().read_servers().to_vec(),
+            buffers.inspect_launched_clients(),
+            databases.active().read_servers().to_vec(),
+            databases.inspect_launched_clients(),
+        )
+    }))
+}
+
+/// [`live_clients`] of the process-wide buffer and database state.
+pub fn live_clients_process_wide() -> RemoteClientsSource {
+    live_clients_from(Arc::new(|| {
+        let (b, d) = (
+            seamless_buffer_remote::remote::global().read(),
+            seamless_database_remote::remote::global().read(),
+        );
+        (
+            b.active().read_servers().to_vec(),
+            b.inspect_launched_clients(),
+            d.active().read_servers().to_vec(),
+            d.inspect_launched_clients(),
+        )
+    }))
+}
+
+type Snapshot = Arc<
+    dyn Fn() -> (
+            Vec<seamless_buffer_remote::BufferClient>,
+            Vec<LaunchedClientInfo>,
+            Vec<seamless_database_remote::DatabaseClient>,
+            Vec<LaunchedClientInfo>,
+        ) + Send
+        + Sync,
+>;
+
+fn live_clients_from(snapshot: Snapshot) -> RemoteClientsSource {
     Arc::new(move |cluster: String| {
-        let (b, d) = (buffers.clone(), databases.clone());
+        let snapshot = snapshot.clone();
         Box::pin(async move {
-            for s in b.active().read_servers() {
+            let (buffers, _, databases, _) = snapshot();
+            for s in &buffers {
                 s.remote().ensure_initialized().await?;
             }
-            for s in d.active().read_servers() {
+            for s in &databases {
                 s.remote().ensure_initialized().await?;
             }
+            let (_, buffer_infos, _, database_infos) = snapshot();
             let pick = |infos: Vec<LaunchedClientInfo>| {
                 infos
                     .into_iter()
@@ -106,8 +145,8 @@ pub fn live_clients(
                     .collect::<Vec<_>>()
             };
             Ok(seamless_config::RemoteClients {
-                buffer: pick(b.inspect_launched_clients()),
-                database: pick(d.inspect_launched_clients()),
+                buffer: pick(buffer_infos),
+                database: pick(database_infos),
                 record: None,
             })
         })
