@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable with the virtualenv path.
 pub const VENV_ENV: &str = "SEAMLESS_TEST_VENV";
+/// Environment variable with the virtualenv that has our wheel instead of seamless-remote
+/// (`cargo xtask test` makes it: `target/wheel-venv`).
+pub const WHEEL_VENV_ENV: &str = "SEAMLESS_TEST_WHEEL_VENV";
 /// Environment variable that turns a missing service into a failure.
 pub const REQUIRE_ENV: &str = "SEAMLESS_TEST_REQUIRE_SERVICES";
 
@@ -59,4 +62,22 @@ pub fn python_script(name: &str) -> Result<std::process::Command, String> {
     let mut cmd = std::process::Command::new(python()?);
     cmd.arg(script);
     Ok(cmd)
+}
+
+/// The Python interpreter of the wheel's virtualenv (`$SEAMLESS_TEST_WHEEL_VENV`, else
+/// `target/wheel-venv`), if it exists.
+pub fn wheel_python() -> Result<PathBuf, String> {
+    let dir = match std::env::var_os(WHEEL_VENV_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => workspace_root().join("target").join("wheel-venv"),
+    };
+    let python = dir.join("bin").join("python");
+    if python.is_file() {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} not found (run `cargo xtask test`, which builds the wheel and its virtualenv)",
+            python.display()
+        ))
+    }
 }

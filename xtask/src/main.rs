@@ -10,6 +10,7 @@
 //! * `cargo xtask bench [buffer|database|cli|dask]`: Rust vs the Python reference, side by side
 //!   in one run, reported as ratios.
 //! * `cargo xtask dist`: release binaries, shell completions and man pages in `target/dist/`.
+//! * `cargo xtask wheel`: the `seamless-remote` Python wheel (Rust inside) in `target/wheels/`.
 
 mod bench;
 mod bench_cli;
@@ -19,6 +20,7 @@ mod demo_dask;
 mod dist;
 mod prereq;
 mod venv;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,7 +44,8 @@ fn usage() -> &'static str {
      venv            create or refresh the harness virtualenv under target/\n  \
      demo [dask]     run the main job on a local default (or on a local Dask cluster)\n  \
      bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)\n  \
-     dist            release binaries, shell completions and man pages in target/dist/"
+     dist            release binaries, shell completions and man pages in target/dist/\n  \
+     wheel           the seamless-remote Python wheel (Rust inside) in target/wheels/"
 }
 
 fn run() -> Result<()> {
@@ -60,6 +63,7 @@ fn run() -> Result<()> {
             Some(other) => bail!("unknown demo {other:?} (none, or dask)"),
         },
         Some("dist") => dist::run(&root),
+        Some("wheel") => wheel::run_command(&root),
         Some("bench") => {
             prereq::for_services()?;
             bench::run(&root, &args[1..])
@@ -147,6 +151,8 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         "seamless-tests",
         "--exclude",
         "xtask",
+        "--exclude",
+        "seamless-python",
         "--allow-dirty",
         "-q",
     ]);
@@ -182,6 +188,10 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     }
 
     let venv = venv::ensure(root)?;
+    // The Python wheel, installed in place of the Python seamless-remote next to the released
+    // callers, for the wheel tests (tests/tests/wheel.rs).
+    let wheel = wheel::build(root)?;
+    let wheel_venv = wheel::venv(root, &wheel)?;
 
     let mut tests = cargo();
     tests
@@ -189,6 +199,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env("SEAMLESS_TEST_VENV", &venv)
+        .env("SEAMLESS_TEST_WHEEL_VENV", &wheel_venv)
         .env("SEAMLESS_TEST_REQUIRE_SERVICES", "1");
     eprintln!(
         "xtask: == cargo test --workspace (services from {})",

@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RemoteError", m.py().get_type::<RemoteError>())?;
     m.add("IMPLEMENTATION", "rust")?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    runtime::register(m)?;
     setup::register(m)?;
     buffer::register(m)?;
     database::register(m)?;

@@ -6,8 +6,12 @@
 //! child makes a new one (the parent's is leaked, never dropped: its threads do not exist here)
 //! and drops every client's connections (they belong to the parent).
 //!
-//! pyo3-async-runtimes does the same bridging but keeps one global runtime for the process
-//! lifetime, which a forked child cannot use; so the bridge is written here, in a few lines.
+//! The bridge never calls Python from our threads: a finished task queues its completion in the
+//! loop's mailbox and writes one byte to the loop's wake-up pipe; the loop (`add_reader`) runs
+//! the completions on its own thread. (A thread that touches Python while the interpreter exits
+//! is killed by it, which aborts the process.) pyo3-async-runtimes completes futures from its
+//! own threads and keeps one global runtime that a forked child cannot use, so the bridge is
+//! written here.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -78,8 +82,78 @@ impl AbortOnCancel {
     }
 }
 
-/// An asyncio future of the running loop that `fut` completes from our runtime. Its value is
-/// made by `convert` with the GIL held; a cancelled asyncio future cancels (drops) `fut`.
+/// Work for a loop's thread: completes one asyncio future (runs with the GIL, on that thread).
+type Completion = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// One asyncio loop's mailbox: the write end of its wake-up pipe (the loop reads the other end
+/// with `add_reader`) and the completions waiting for it.
+struct Mailbox {
+    wake_fd: i32,
+    queue: Vec<Completion>,
+}
+
+static MAILBOXES: Mutex<Option<std::collections::HashMap<u64, Mailbox>>> = Mutex::new(None);
+static NEXT_MAILBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Registers a loop's wake-up pipe (its write end, non-blocking); the mailbox key.
+#[pyfunction]
+fn bridge_register(wake_fd: i32) -> u64 {
+    let key = NEXT_MAILBOX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    MAILBOXES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(
+            key,
+            Mailbox {
+                wake_fd,
+                queue: Vec::new(),
+            },
+        );
+    key
+}
+
+/// Forgets a mailbox (its loop is gone); completions still queued are dropped.
+#[pyfunction]
+fn bridge_unregister(key: u64) {
+    if let Some(m) = MAILBOXES.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        m.remove(&key);
+    }
+}
+
+/// Runs the completions queued for a mailbox (called by its loop, when woken).
+#[pyfunction]
+fn bridge_drain(py: Python<'_>, key: u64) {
+    let queue = MAILBOXES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .and_then(|m| m.get_mut(&key))
+        .map(|m| std::mem::take(&mut m.queue))
+        .unwrap_or_default();
+    for completion in queue {
+        completion(py);
+    }
+}
+
+/// Queues `completion` for the loop of `key` and wakes it. Runs on our threads: no Python
+/// here (a thread that touches Python while the interpreter exits is killed by it).
+fn post(key: u64, completion: Completion) {
+    let mut boxes = MAILBOXES.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(mailbox) = boxes.as_mut().and_then(|m| m.get_mut(&key)) else {
+        return; // the loop is gone: nobody waits for the answer
+    };
+    mailbox.queue.push(completion);
+    let byte = [1u8];
+    // Non-blocking: a full pipe already holds a wake-up.
+    // SAFETY: write(2) of one byte from a valid buffer to a descriptor we were given.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::write(mailbox.wake_fd, byte.as_ptr().cast(), 1) };
+}
+
+/// An asyncio future of the running loop that `fut` completes. The result is made by `convert`
+/// on the loop's own thread (with the GIL); our threads never call Python. A cancelled asyncio
+/// future cancels (drops) `fut`.
 pub(crate) fn awaitable<'py, F, T, C>(
     py: Python<'py>,
     fut: F,
@@ -91,28 +165,39 @@ where
     C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Bound<'a, PyAny>> + Send + 'static,
 {
     let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let key: u64 = py
+        .import("seamless_remote._bridge")?
+        .call_method1("mailbox", (&event_loop,))?
+        .extract()?;
     let py_future = event_loop.call_method0("create_future")?;
-    let (loop_ref, fut_ref) = (event_loop.unbind(), py_future.clone().unbind());
+    let fut_ref = py_future.clone().unbind();
     let task = runtime()?.spawn(async move {
         let value = fut.await;
-        Python::attach(|py| {
-            let (ok, value) = match convert(py, value) {
-                Ok(v) => (true, v.unbind()),
-                Err(e) => (false, e.into_value(py).into_any()),
-            };
-            let resolve = py
-                .import("seamless_remote._bridge")
-                .and_then(|m| m.getattr("resolve"));
-            if let Ok(resolve) = resolve {
-                // The loop may be closed by now: then nobody waits for the answer.
-                let _ = loop_ref.call_method1(
-                    py,
-                    "call_soon_threadsafe",
-                    (resolve, fut_ref, ok, value),
-                );
-            }
-        });
+        post(
+            key,
+            Box::new(move |py: Python<'_>| {
+                let fut = fut_ref.bind(py);
+                if fut
+                    .call_method0("done")
+                    .and_then(|d| d.is_truthy())
+                    .unwrap_or(true)
+                {
+                    return; // cancelled meanwhile
+                }
+                let _ = match convert(py, value) {
+                    Ok(v) => fut.call_method1("set_result", (v,)),
+                    Err(e) => fut.call_method1("set_exception", (e.into_value(py),)),
+                };
+            }),
+        );
     });
     py_future.call_method1("add_done_callback", (AbortOnCancel(task.abort_handle()),))?;
     Ok(py_future)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(bridge_register, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge_unregister, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge_drain, m)?)?;
+    Ok(())
 }

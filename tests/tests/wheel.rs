@@ -1,0 +1,260 @@
+//! The `seamless-remote` wheel (crates/python) in a virtualenv with the released Seamless
+//! callers (seamless-core, seamless-transformer, seamless-config, seamless-dask) instead of the
+//! Python seamless-remote, against the real services: Seamless programs run unchanged on it,
+//! share services and stores with the Python package, survive fork/spawn, and keep the
+//! reference's behaviours (and our fixes).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use seamless_tests::launchenv::{launched_pid, Env, LaunchedIn};
+use seamless_tests::process::output_within;
+use seamless_tests::services::{Database, Hashserver, HashserverOptions, Jobserver};
+use seamless_tests::venv::{self, workspace_root};
+use serde_json::{json, Value};
+
+fn wheel() -> Option<std::path::PathBuf> {
+    seamless_tests::require!(venv::wheel_python())
+}
+
+fn hashserver() -> Option<Hashserver> {
+    seamless_tests::require!(Hashserver::start(HashserverOptions::default()))
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    workspace_root().join("tests").join("python").join(name)
+}
+
+/// Runs a Python driver; its last JSON line.
+fn report(mut cmd: Command, what: &str) -> Value {
+    let out = output_within(
+        {
+            cmd.env_remove("SEAMLESS_CACHE")
+                .env_remove("SEAMLESS_REMOTE_CLIENTS");
+            cmd
+        },
+        Duration::from_secs(300),
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{what}: no JSON report in {stdout}"))
+}
+
+fn workflow(env: &Env, python: &Path) -> Value {
+    let mut cmd = env.cmd(python);
+    cmd.arg(script("wheel_workflow.py"))
+        .arg("config")
+        .arg(env.project())
+        .arg("remote")
+        .current_dir(env.project());
+    report(cmd, "the workflow")
+}
+
+fn received(env: &Env) -> usize {
+    let dir = env.home().join(".remote-http-launcher").join("server");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("jobserver-") && n.ends_with(".log")
+                })
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .matches("Received transformation")
+                        .count()
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn seamless_transformer_runs_on_the_wheel_and_shares_services_with_the_python_package() {
+    let Some(python) = wheel() else { return };
+    let env = Env::new();
+    let _stop = LaunchedIn(env.home());
+
+    // Level 3 through seamless.yaml + clusters: our launcher starts the hashserver, the
+    // database and the jobserver.
+    let ours = workflow(&env, &python);
+    assert_eq!(ours["implementation"], "rust");
+    assert_eq!(ours["results"], json!([1, 4, 7]));
+    assert_eq!(ours["repeat"], json!(1));
+    let jobs = received(&env);
+    assert_eq!(jobs, 3, "three transformations ran on the jobserver");
+    let jobserver = launched_pid(&env.home(), "jobserver-").expect("a launched jobserver");
+
+    // The Python package, in another process, on the same project: it reuses our services and
+    // gets every result from the result cache (the jobserver receives nothing new).
+    let reference = workflow(&env, &venv::python().expect("the harness python"));
+    assert_eq!(reference["implementation"], "python");
+    assert_eq!(reference["results"], ours["results"]);
+    assert_eq!(received(&env), jobs, "answered from the result cache");
+    assert_eq!(launched_pid(&env.home(), "jobserver-"), Some(jobserver));
+
+    // And the wheel again: the same services (same pid), the same cached answers.
+    let again = workflow(&env, &python);
+    assert_eq!(again["results"], ours["results"]);
+    assert_eq!(received(&env), jobs);
+    assert_eq!(launched_pid(&env.home(), "jobserver-"), Some(jobserver));
+}
+
+#[test]
+fn seamless_transformer_runs_on_the_wheel_through_extern_clients() {
+    let Some(python) = wheel() else { return };
+    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
+        return;
+    };
+    let Some(db) = seamless_tests::require!(Database::start()) else {
+        return;
+    };
+    let Some(js) = seamless_tests::require!(Jobserver::start(&hs.url(), Some(&db.url()))) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let urls = json!({"hashserver": hs.url(), "database": db.url(), "jobserver": js.url()});
+    let run = |python: &Path| {
+        let mut cmd = Command::new(python);
+        cmd.arg(script("wheel_workflow.py"))
+            .arg("extern")
+            .arg(dir.path())
+            .arg(urls.to_string())
+            .env("HOME", dir.path());
+        report(cmd, "the extern workflow")
+    };
+    let ours = run(&python);
+    assert_eq!(ours["implementation"], "rust");
+    assert_eq!(ours["results"], json!([1, 4, 7]));
+    assert_eq!(js.log().matches("Received transformation").count(), 3);
+    let reference = run(&venv::python().expect("the harness python"));
+    assert_eq!(reference["results"], ours["results"]);
+    assert_eq!(
+        js.log().matches("Received transformation").count(),
+        3,
+        "the Python package finds our results in the database"
+    );
+}
+
+fn check(python: &Path, args: &[&str], envs: &[(&str, &str)]) -> Value {
+    let mut cmd = Command::new(python);
+    cmd.arg(script("wheel_checks.py")).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    report(cmd, &format!("wheel_checks.py {}", args[0]))
+}
+
+#[test]
+fn close_all_clients_never_cuts_an_upload_and_the_null_buffer_round_trips() {
+    let Some(python) = wheel() else { return };
+    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
+        return;
+    };
+    let r = check(&python, &["upload", &hs.url()], &[]);
+    assert_eq!(r["written"], true, "{r}");
+    assert_eq!(r["equal"], true, "{r}");
+    assert_eq!(r["null_written"], true, "{r}");
+    assert_eq!(r["null_equal"], true, "{r}");
+    assert_eq!(r["missing"], true, "{r}");
+    assert_eq!(r["lengths"], json!([64 << 20, null]), "{r}");
+    assert_eq!(r["write_urls"], json!([hs.url()]), "{r}");
+}
+
+#[test]
+fn forked_and_spawned_workers_get_a_working_runtime() {
+    let Some(python) = wheel() else { return };
+    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
+        return;
+    };
+    let r = check(&python, &["fork", &hs.url()], &[]);
+    assert_eq!(
+        r,
+        json!({"parent": true, "fork": [true, true, true, true],
+               "spawn": [true, true, true, true], "parent_after": true})
+    );
+}
+
+#[test]
+fn the_worker_guard_behaves_as_in_the_reference() {
+    let Some(python) = wheel() else { return };
+    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
+        return;
+    };
+    let refused = check(&python, &["guard", &hs.url()], &[]);
+    assert_eq!(refused["result"], "refused: RemoteError");
+    let allowed = check(
+        &python,
+        &["guard", &hs.url()],
+        &[("SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER", "1")],
+    );
+    assert_eq!(allowed["result"], "allowed");
+}
+
+#[test]
+fn the_console_scripts_are_our_programs() {
+    let Some(python) = wheel() else { return };
+    let bin = python.parent().unwrap().to_path_buf();
+    for program in ["seamless-resolve", "seamless-fingertip"] {
+        let out = Command::new(bin.join(program))
+            .arg("--version")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with(&format!("{program} ")),
+            "{text}"
+        );
+    }
+    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
+        return;
+    };
+    // A literal checksum wins over a file of that name (upstream's test of 0.4.0).
+    let data = b"resolved through the wheel\n";
+    let cs = seamless_remote_core::Checksum::of(data);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        seamless_buffer_remote::BufferClient::new(&hs.url(), false)
+            .unwrap()
+            .write(&cs, bytes::Bytes::from_static(data))
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(cs.to_hex()), "not a checksum").unwrap();
+    let clients = json!({"buffer": [{"remote_url": hs.url(), "readonly": true}], "database": []});
+    let out = Command::new(bin.join("seamless-resolve"))
+        .arg(cs.to_hex())
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("SEAMLESS_REMOTE_CLIENTS", clients.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, data);
+    // A bad checksum: our exit code and one line, as the Rust program.
+    let out = Command::new(bin.join("seamless-resolve"))
+        .arg("nothex")
+        .current_dir(dir.path())
+        .env("SEAMLESS_REMOTE_CLIENTS", clients.to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).lines().count() <= 2);
+}
