@@ -115,9 +115,7 @@ fn seamless_transformer_runs_on_the_wheel_and_shares_services_with_the_python_pa
 #[test]
 fn seamless_transformer_runs_on_the_wheel_through_extern_clients() {
     let Some(python) = wheel() else { return };
-    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
-        return;
-    };
+    let Some(hs) = hashserver() else { return };
     let Some(db) = seamless_tests::require!(Database::start()) else {
         return;
     };
@@ -160,9 +158,7 @@ fn check(python: &Path, args: &[&str], envs: &[(&str, &str)]) -> Value {
 #[test]
 fn close_all_clients_never_cuts_an_upload_and_the_null_buffer_round_trips() {
     let Some(python) = wheel() else { return };
-    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
-        return;
-    };
+    let Some(hs) = hashserver() else { return };
     let r = check(&python, &["upload", &hs.url()], &[]);
     assert_eq!(r["written"], true, "{r}");
     assert_eq!(r["equal"], true, "{r}");
@@ -176,9 +172,7 @@ fn close_all_clients_never_cuts_an_upload_and_the_null_buffer_round_trips() {
 #[test]
 fn forked_and_spawned_workers_get_a_working_runtime() {
     let Some(python) = wheel() else { return };
-    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
-        return;
-    };
+    let Some(hs) = hashserver() else { return };
     let r = check(&python, &["fork", &hs.url()], &[]);
     assert_eq!(
         r,
@@ -190,9 +184,7 @@ fn forked_and_spawned_workers_get_a_working_runtime() {
 #[test]
 fn the_worker_guard_behaves_as_in_the_reference() {
     let Some(python) = wheel() else { return };
-    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
-        return;
-    };
+    let Some(hs) = hashserver() else { return };
     let refused = check(&python, &["guard", &hs.url()], &[]);
     assert_eq!(refused["result"], "refused: RemoteError");
     let allowed = check(
@@ -218,9 +210,7 @@ fn the_console_scripts_are_our_programs() {
             "{text}"
         );
     }
-    let Some(hs) = seamless_tests::require!(Hashserver::start(HashserverOptions::default())) else {
-        return;
-    };
+    let Some(hs) = hashserver() else { return };
     // A literal checksum wins over a file of that name (upstream's test of 0.4.0).
     let data = b"resolved through the wheel\n";
     let cs = seamless_remote_core::Checksum::of(data);
