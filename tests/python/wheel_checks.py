@@ -4,7 +4,7 @@ in the wheel's virtualenv). Each prints one JSON line.
     wheel_checks.py upload HASHSERVER_URL   # close_all_clients during an upload; null buffer
     wheel_checks.py fork HASHSERVER_URL     # forked and spawned children use the wheel
     wheel_checks.py guard HASHSERVER_URL    # the worker guard (SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER)
-    wheel_checks.py cancel JOBSERVER_URL HASHSERVER_URL DATABASE_URL  # cancel on cancellation
+    wheel_checks.py jobs JOBSERVER_URL CASES_JSON  # one retry, no retry of a refusal, cancel
 """
 
 import asyncio
@@ -36,8 +36,8 @@ async def upload(url):
     client.close_all_clients()  # as seamless-core's buffer writer does before a dispatch
     written = await task
     back = await br.get_buffer(cs)
-    # The null buffer (the empty bytes) round trip.
-    null = Buffer(b"")
+    # The null buffer round trip (upstream's test): Buffer(None, "plain") is b"null\n".
+    null = Buffer(None, "plain")
     null_cs = null.get_checksum()
     null_written = await br.write_buffer(null_cs, null)
     null_back = await br.get_buffer(null_cs)
@@ -47,7 +47,7 @@ async def upload(url):
         "written": written,
         "equal": back is not None and back.content == data,
         "null_written": null_written,
-        "null_equal": null_back is not None and null_back.content == b"",
+        "null_equal": null_back is not None and null_back.content == b"null\n",
         "missing": missing is None,
         "lengths": lengths,
         "write_urls": [c.url for c in br._write_server_clients],
@@ -109,55 +109,52 @@ def guard(url):
     return asyncio.run(go())
 
 
-async def cancel(jobserver, hashserver, database):
-    """A long transformation, cancelled by the caller: the jobserver is told to cancel it."""
-    import seamless_config
-    from seamless_config.select import select_execution
+async def jobs(url, cases):
+    """Through the jobserver at `url` (a fault proxy): a transformation whose first request is
+    answered 503 (retried once), one answered 400 (a definite failure: not retried), and a long
+    one whose awaiting task is cancelled (the job is cancelled on the server)."""
     from seamless_remote import jobserver_remote
-    from seamless_transformer import delayed
 
-    seamless_config.set_remote_clients(
-        {
-            "buffer": [{"url": hashserver, "readonly": False}],
-            "database": [{"url": database, "readonly": False}],
-        }
-    )
-    jobserver_remote.define_extern_client("js", "jobserver", url=jobserver)
+    jobserver_remote.define_extern_client("js", "jobserver", url=url)
     jobserver_remote.activate(no_main=True, extern_clients=["js"])
-    select_execution("remote")
 
-    @delayed
-    def sleepy(t):
-        import time
-
-        time.sleep(t)
-        return t
-
-    tf = sleepy(120)
-    task = asyncio.ensure_future(tf.computation())
-    for _ in range(300):
-        await asyncio.sleep(0.1)
-        tf_checksum = getattr(tf, "transformation_checksum", None) or getattr(
-            tf, "_transformation_checksum", None
+    def run(case):
+        return jobserver_remote.run_transformation(
+            case["dict"], tf_checksum=case["tf"], tf_dunder={}, scratch=False
         )
-        if tf_checksum is not None:
-            try:
-                if jobserver_remote.transformation_status(tf_checksum) == "running":
-                    break
-            except RuntimeError:
-                pass
+
+    out = {}
+    if "retried" in cases:
+        result = await run(cases["retried"])
+        out["retried"] = str(result["result_checksum"].hex())
+        return out
+    try:
+        await run(cases["refused"])
+        out["refused"] = "no error"
+    except Exception as e:
+        out["refused"] = type(e).__name__
+    slow = cases["cancelled"]
+    task = asyncio.ensure_future(run(slow))
+    status = None
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        status = await jobserver_remote.transformation_status_async(slow["tf"])
+        if status == "running":
+            break
+    out["before_cancel"] = status
     task.cancel()
     try:
         await task
-    except BaseException:
-        pass
-    status = None
-    for _ in range(100):
-        await asyncio.sleep(0.1)
-        status = await jobserver_remote.transformation_status_async(tf_checksum)
-        if status != "running":
+        out["task"] = "finished"
+    except asyncio.CancelledError:
+        out["task"] = "cancelled"
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        status = await jobserver_remote.transformation_status_async(slow["tf"])
+        if status == "canceled":
             break
-    return {"status_after_cancel": status}
+    out["after_cancel"] = status
+    return out
 
 
 def main():
@@ -168,8 +165,9 @@ def main():
         out = fork(sys.argv[2])
     elif what == "guard":
         out = {"result": guard(sys.argv[2])}
-    elif what == "cancel":
-        out = asyncio.run(cancel(sys.argv[2], sys.argv[3], sys.argv[4]))
+    elif what == "jobs":
+        with open(sys.argv[3]) as f:
+            out = asyncio.run(jobs(sys.argv[2], json.load(f)))
     else:
         raise SystemExit(f"unknown check {what}")
     print(json.dumps(out), flush=True)

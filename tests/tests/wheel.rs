@@ -248,3 +248,70 @@ fn the_console_scripts_are_our_programs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).lines().count() <= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobserver_retry_refusal_and_cancel_through_the_wheel() {
+    use seamless_tests::proxy::{Fault, FaultProxy};
+    use seamless_tests::transformation::python as transformation;
+    let Some(python) = wheel() else { return };
+    let Some(hs) = hashserver() else { return };
+    let Some(db) = seamless_tests::require!(Database::start()) else {
+        return;
+    };
+    let Some(js) = seamless_tests::require!(Jobserver::start(&hs.url(), Some(&db.url()))) else {
+        return;
+    };
+    let add = "def add(a, b):\n    return a + b\n";
+    let retried = transformation(add, &[("a", json!(20)), ("b", json!(22))]);
+    let refused = transformation(add, &[("a", json!(1)), ("b", json!(1))]);
+    let cancelled = transformation(
+        "def slow(secs):\n    import time\n    time.sleep(secs)\n    return secs\n",
+        &[("secs", json!(60))],
+    );
+    let client = seamless_buffer_remote::BufferClient::new(&hs.url(), false).unwrap();
+    for t in [&retried, &refused, &cancelled] {
+        for (cs, buf) in &t.buffers {
+            client.write(cs, buf.clone()).await.unwrap();
+        }
+    }
+    let proxy = FaultProxy::start(js.addr()).await;
+    proxy.push("run-transformation", Fault::Status503);
+    let dir = tempfile::tempdir().unwrap();
+    let case = |t: &seamless_tests::transformation::Transformation| json!({"dict": t.dict, "tf": t.tf_checksum.to_hex()});
+    let run = |name: &str, cases: Value| {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, cases.to_string()).unwrap();
+        let (python, url) = (python.clone(), proxy.url());
+        tokio::task::spawn_blocking(move || {
+            check(&python, &["jobs", &url, &file.display().to_string()], &[])
+        })
+    };
+    // A 503 is transient: retried once, and the job runs.
+    let r = run("retried", json!({"retried": case(&retried)}))
+        .await
+        .unwrap();
+    let expected = seamless_remote_core::Checksum::of(b"42\n").to_hex();
+    assert_eq!(r["retried"], json!(expected), "{r}");
+    assert_eq!(proxy.count("GET /run-transformation"), 2);
+    // A 400 is a definite answer: not retried. Then a long job whose task is cancelled.
+    proxy.push(
+        "run-transformation",
+        Fault::Respond(400, "bad request".into()),
+    );
+    let r = run(
+        "refused",
+        json!({"refused": case(&refused), "cancelled": case(&cancelled)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["refused"], "RemoteError", "{r}");
+    assert_eq!(
+        proxy.count("GET /run-transformation"),
+        4,
+        "the 400 is not retried: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(r["before_cancel"], "running", "{r}");
+    assert_eq!(r["task"], "cancelled", "{r}");
+    assert_eq!(r["after_cancel"], "canceled", "{r}");
+}

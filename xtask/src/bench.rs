@@ -54,7 +54,7 @@ pub(crate) fn measure(mut cmd: Command) -> Result<(f64, f64, f64, bool, String)>
     ))
 }
 
-fn run_measured(cmd: Command) -> Result<Measured> {
+pub(crate) fn run_measured(cmd: Command) -> Result<Measured> {
     let desc = format!("{cmd:?}");
     let (wall, cpu_s, rss_mib, ok, out) = measure(cmd)?;
     if !ok {
@@ -156,7 +156,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "database" => database(root),
         "cli" => crate::bench_cli::run(root),
         "dask" => crate::bench_dask::run(root),
-        other => bail!("unknown benchmark {other:?} (buffer, database, cli, dask)"),
+        "python" => crate::bench_python::run(root),
+        other => bail!("unknown benchmark {other:?} (buffer, database, cli, dask, python)"),
     }
 }
 

@@ -7,14 +7,16 @@
 //! * `cargo xtask demo`: the main job on a local default: launch services, store buffers, run a
 //!   transformation, then the two binaries (resolve, fingertip). `cargo xtask demo dask`: the
 //!   same on a local Dask cluster (daskserver and Dask front).
-//! * `cargo xtask bench [buffer|database|cli|dask]`: Rust vs the Python reference, side by side
-//!   in one run, reported as ratios.
+//! * `cargo xtask bench [buffer|database|cli|dask|python]`: Rust vs the Python reference, side by
+//!   side in one run, reported as ratios (`python`: our wheel vs the Python package, under the
+//!   same Seamless workload).
 //! * `cargo xtask dist`: release binaries, shell completions and man pages in `target/dist/`.
 //! * `cargo xtask wheel`: the `seamless-remote` Python wheel (Rust inside) in `target/wheels/`.
 
 mod bench;
 mod bench_cli;
 mod bench_dask;
+mod bench_python;
 mod demo;
 mod demo_dask;
 mod dist;
@@ -43,7 +45,7 @@ fn usage() -> &'static str {
      test            fmt check, clippy, harness virtualenv, all tests (real services required)\n  \
      venv            create or refresh the harness virtualenv under target/\n  \
      demo [dask]     run the main job on a local default (or on a local Dask cluster)\n  \
-     bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask)\n  \
+     bench [WHAT]    benchmarks against the Python reference (buffer, database, cli, dask, python)\n  \
      dist            release binaries, shell completions and man pages in target/dist/\n  \
      wheel           the seamless-remote Python wheel (Rust inside) in target/wheels/"
 }
