@@ -52,11 +52,16 @@ fn report(mut cmd: Command, what: &str) -> Value {
 }
 
 fn workflow(env: &Env, python: &Path) -> Value {
+    workflow_on(env, python, "remote")
+}
+
+fn workflow_on(env: &Env, python: &Path, stage: &str) -> Value {
     let mut cmd = env.cmd(python);
     cmd.arg(script("wheel_workflow.py"))
         .arg("config")
         .arg(env.project())
-        .arg("remote")
+        .arg(stage)
+        .env("DASK_TEMPORARY_DIRECTORY", env.home().join("dask-scratch"))
         .current_dir(env.project());
     report(cmd, "the workflow")
 }
@@ -110,6 +115,53 @@ fn seamless_transformer_runs_on_the_wheel_and_shares_services_with_the_python_pa
     assert_eq!(again["results"], ours["results"]);
     assert_eq!(received(&env), jobs);
     assert_eq!(launched_pid(&env.home(), "jobserver-"), Some(jobserver));
+}
+
+#[test]
+fn a_spawned_worker_pool_computes_through_the_wheel() {
+    let Some(python) = wheel() else { return };
+    let env = Env::new();
+    let _stop = LaunchedIn(env.home());
+    // `execution: spawn`: seamless-transformer starts its worker processes; buffers and results
+    // go to the stage's launched hashserver and database through the wheel.
+    std::fs::write(
+        env.project().join("seamless.profile.yaml"),
+        "- cluster: local\n- execution: process\n- stage spawn:\n    - execution: spawn\n",
+    )
+    .unwrap();
+    let ours = workflow_on(&env, &python, "spawn");
+    assert_eq!(ours["implementation"], "rust");
+    assert_eq!(ours["results"], json!([1, 4, 7]));
+    assert!(launched_pid(&env.home(), "hashserver-").is_some());
+    assert!(launched_pid(&env.home(), "database-").is_some());
+}
+
+#[test]
+fn seamless_transformer_runs_on_dask_through_the_wheel() {
+    let Some(python) = wheel() else { return };
+    let env = Env::with_dask();
+    let _stop = LaunchedIn(env.home());
+    // The stage's daskserver (a LocalCluster) and our Dask front, launched by our launcher;
+    // seamless-transformer's remote calls go to the front.
+    let ours = workflow_on(&env, &python, "dask");
+    assert_eq!(ours["implementation"], "rust");
+    assert_eq!(ours["results"], json!([1, 4, 7]));
+    assert!(launched_pid(&env.home(), "daskserver-").is_some());
+    assert!(launched_pid(&env.home(), "daskfront-").is_some());
+    assert!(
+        launched_pid(&env.home(), "jobserver-").is_none(),
+        "no jobserver: the work went to Dask"
+    );
+    // The Python package on the same stage (its own SeamlessDaskClient on our daskserver).
+    let daskserver = launched_pid(&env.home(), "daskserver-");
+    let reference = workflow_on(&env, &venv::python().expect("the harness python"), "dask");
+    assert_eq!(reference["implementation"], "python");
+    assert_eq!(reference["results"], ours["results"]);
+    assert_eq!(
+        launched_pid(&env.home(), "daskserver-"),
+        daskserver,
+        "reused"
+    );
 }
 
 #[test]
