@@ -43,7 +43,15 @@ async def upload(url):
     null_back = await br.get_buffer(null_cs)
     missing = await br.get_buffer(Checksum("00" * 32))
     lengths = await br.get_buffer_lengths([cs, Checksum("00" * 32)])
+    # The client views that callers read (seamless-core's buffer writer, seamless-dask's
+    # promise, seamless-transformer's register): url, readonly, ensure_initialized_sync, promise.
+    writer = br._write_server_clients[0]
+    writer.ensure_initialized_sync(skip_healthcheck=True)
+    await writer.promise(Buffer(b"promised through a view").get_checksum())
+    reader = br._read_server_clients[0]
+    reader.ensure_initialized_sync()
     return {
+        "views": [writer.url, writer.readonly, reader.url, len(br._read_folders_clients)],
         "written": written,
         "equal": back is not None and back.content == data,
         "null_written": null_written,

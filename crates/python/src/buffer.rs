@@ -65,25 +65,61 @@ fn buffer_has_read_server() -> bool {
     remote::has_read_server()
 }
 
-/// The write servers: `(url or None before the first request, readonly)`.
+fn servers(kind: &str) -> PyResult<Vec<seamless_buffer_remote::BufferClient>> {
+    let active = remote::active();
+    match kind {
+        "read" => Ok(active.read_servers().to_vec()),
+        "write" => Ok(active.write_servers().to_vec()),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "unknown server list {other}"
+        ))),
+    }
+}
+
+fn server(kind: &str, index: usize) -> PyResult<seamless_buffer_remote::BufferClient> {
+    servers(kind)?
+        .get(index)
+        .cloned()
+        .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such server (activate again)"))
+}
+
+/// The active `read` or `write` servers: `(url or None before the first request, readonly)`.
 #[pyfunction]
-fn buffer_write_servers() -> Vec<(Option<String>, bool)> {
-    remote::active()
-        .write_servers()
+fn buffer_servers(kind: &str) -> PyResult<Vec<(Option<String>, bool)>> {
+    Ok(servers(kind)?
         .iter()
         .map(|c| (c.url(), c.readonly()))
+        .collect())
+}
+
+/// The active read folders' directories.
+#[pyfunction]
+fn buffer_read_folders() -> Vec<String> {
+    remote::active()
+        .read_folders()
+        .iter()
+        .map(|f| f.directory().display().to_string())
         .collect()
 }
 
-/// Initializes the write server `index` (launching it if needed); its URL.
+/// Initializes server `index` of a list (launching it if needed); its URL.
 #[pyfunction]
-fn buffer_write_server_url(py: Python<'_>, index: usize) -> PyResult<Option<String>> {
-    let Some(c) = remote::active().write_servers().get(index).cloned() else {
-        return Ok(None);
-    };
-    block_on(py, async move { c.remote().ensure_initialized().await })?
-        .map(Some)
-        .map_err(error)
+fn buffer_server_url(py: Python<'_>, kind: &str, index: usize) -> PyResult<String> {
+    let c = server(kind, index)?;
+    block_on(py, async move { c.remote().ensure_initialized().await })?.map_err(error)
+}
+
+/// A promise to one write server.
+#[pyfunction]
+fn buffer_server_promise<'py>(
+    py: Python<'py>,
+    index: usize,
+    hex: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (c, cs) = (server("write", index)?, checksum(hex)?);
+    awaitable(py, async move { c.promise(&cs).await }, |py, r| {
+        r.map_err(error).and_then(|()| value(py, ()))
+    })
 }
 
 #[pyfunction]
@@ -170,8 +206,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(buffer_deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(buffer_has_write_server, m)?)?;
     m.add_function(wrap_pyfunction!(buffer_has_read_server, m)?)?;
-    m.add_function(wrap_pyfunction!(buffer_write_servers, m)?)?;
-    m.add_function(wrap_pyfunction!(buffer_write_server_url, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer_servers, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer_read_folders, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer_server_url, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer_server_promise, m)?)?;
     m.add_function(wrap_pyfunction!(buffer_get, m)?)?;
     m.add_function(wrap_pyfunction!(buffer_write, m)?)?;
     m.add_function(wrap_pyfunction!(buffer_promise, m)?)?;

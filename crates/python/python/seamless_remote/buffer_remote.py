@@ -15,23 +15,47 @@ DISABLED = False  # to disable automatic activation during tests
 
 
 class _Server:
-    """What callers read of an active write server (``url``, ``readonly``)."""
+    """What callers read of an active server (``url``, ``readonly``, ``directory``,
+    ``ensure_initialized_sync()``, ``promise()`` for a write server): a view of the Rust client
+    at position ``index`` of the active ``kind`` list."""
 
-    __slots__ = ("_index", "url", "readonly", "_shutdown")
+    __slots__ = ("_kind", "_index", "url", "readonly", "directory", "_shutdown")
 
-    def __init__(self, index, url, readonly):
+    def __init__(self, kind, index, url, readonly):
+        self._kind = kind
         self._index = index
         self.url = url
         self.readonly = readonly
+        self.directory = None
         self._shutdown = False
 
     def ensure_initialized_sync(self, skip_healthcheck=False):
-        url = _native.buffer_write_server_url(self._index)
-        if url is not None:
-            self.url = url
+        self.url = _native.buffer_server_url(self._kind, self._index)
+
+    async def promise(self, checksum):
+        if self._kind != "write":
+            raise RuntimeError("not a write server")
+        await _native.buffer_server_promise(self._index, Checksum(checksum).hex())
 
     def __repr__(self):
-        return f"<seamless_remote buffer server {self.url!r} readonly={self.readonly}>"
+        return f"<seamless_remote {self._kind} server {self.url!r} readonly={self.readonly}>"
+
+
+class _Folder:
+    """An active read folder (``directory``; always read-only)."""
+
+    __slots__ = ("directory", "url", "readonly")
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.url = None
+        self.readonly = True
+
+    def ensure_initialized_sync(self, skip_healthcheck=False):
+        pass
+
+    def __repr__(self):
+        return f"<seamless_remote buffer folder {self.directory!r}>"
 
 
 _read_server_clients: list = []
@@ -40,10 +64,15 @@ _write_server_clients: list = []
 
 
 def _refresh():
-    _write_server_clients[:] = [
-        _Server(i, url, readonly)
-        for i, (url, readonly) in enumerate(_native.buffer_write_servers())
+    _read_server_clients[:] = [
+        _Server("read", i, url, readonly)
+        for i, (url, readonly) in enumerate(_native.buffer_servers("read"))
     ]
+    _write_server_clients[:] = [
+        _Server("write", i, url, readonly)
+        for i, (url, readonly) in enumerate(_native.buffer_servers("write"))
+    ]
+    _read_folders_clients[:] = [_Folder(d) for d in _native.buffer_read_folders()]
 
 
 def define_launched_client(readonly, cluster, project, subproject="", stage=""):
