@@ -4,7 +4,7 @@
 //! The Python package (`python/seamless_remote/`) keeps the reference's module layout and
 //! signatures and calls these functions; they act on the process-wide activation state of the
 //! service crates (the same layer the Rust programs use). Async calls return asyncio futures of
-//! the caller's running loop, completed from our runtime's threads ([`runtime`]); blocking
+//! the caller's running loop, completed from our runtime (see `runtime.rs`); blocking
 //! calls release the GIL while they wait.
 
 mod buffer;
