@@ -50,7 +50,24 @@ async def upload(url):
     await writer.promise(Buffer(b"promised through a view").get_checksum())
     reader = br._read_server_clients[0]
     reader.ensure_initialized_sync()
+    write_urls = [c.url for c in br._write_server_clients]
+    # A server that cannot be reached is a ConnectionError (as aiohttp's were for the callers).
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    br.define_extern_client("dead", "hashserver", url=dead, readonly=True)
+    br.activate(no_main=True, extern_clients=["dead"])
+    try:
+        await br.get_buffer(Checksum("11" * 32))
+        unreachable = "no error"
+    except ConnectionError as e:
+        unreachable = "ConnectionError: " + type(e).__name__
+    except Exception as e:
+        unreachable = "other: " + type(e).__name__
     return {
+        "unreachable": unreachable,
         "views": [writer.url, writer.readonly, reader.url, len(br._read_folders_clients)],
         "written": written,
         "equal": back is not None and back.content == data,
@@ -58,7 +75,7 @@ async def upload(url):
         "null_equal": null_back is not None and null_back.content == b"null\n",
         "missing": missing is None,
         "lengths": lengths,
-        "write_urls": [c.url for c in br._write_server_clients],
+        "write_urls": write_urls,
     }
 
 

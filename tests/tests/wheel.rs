@@ -220,6 +220,10 @@ fn close_all_clients_never_cuts_an_upload_and_the_null_buffer_round_trips() {
     assert_eq!(r["lengths"], json!([64 << 20, null]), "{r}");
     assert_eq!(r["write_urls"], json!([hs.url()]), "{r}");
     assert_eq!(r["views"], json!([hs.url(), false, hs.url(), 0]), "{r}");
+    assert_eq!(
+        r["unreachable"], "ConnectionError: RemoteConnectionError",
+        "{r}"
+    );
 }
 
 #[test]

@@ -17,9 +17,73 @@ pub(crate) fn checksums(hexes: &[String]) -> PyResult<Vec<Checksum>> {
     hexes.iter().map(|h| checksum(h)).collect()
 }
 
-/// A typed error as a [`RemoteError`](crate::RemoteError).
-pub(crate) fn error(e: impl std::fmt::Display) -> PyErr {
-    crate::RemoteError::new_err(e.to_string())
+/// Whether an error is a failure to reach a service (after the retry loop): Python callers
+/// treat those as connection errors (seamless-dask's best-effort recording catches
+/// `ConnectionError`, as it caught aiohttp's with the reference).
+pub(crate) trait Classify: std::fmt::Display {
+    /// A transport failure (connect, timeout, interrupted, busy, 5xx after the retries).
+    fn is_connection(&self) -> bool {
+        false
+    }
+}
+
+impl Classify for seamless_remote_core::TransportError {
+    fn is_connection(&self) -> bool {
+        use seamless_remote_core::TransportErrorKind as K;
+        match self.kind() {
+            K::Connect | K::Timeout(_) | K::Interrupted | K::Busy | K::Protocol => true,
+            K::Status { status, .. } => status.is_server_error(),
+            _ => false,
+        }
+    }
+}
+
+impl Classify for seamless_buffer_remote::BufferError {
+    fn is_connection(&self) -> bool {
+        matches!(self, seamless_buffer_remote::BufferError::Transport(e) if e.is_connection())
+    }
+}
+
+impl Classify for seamless_database_remote::DatabaseError {
+    fn is_connection(&self) -> bool {
+        matches!(self, seamless_database_remote::DatabaseError::Transport(e) if e.is_connection())
+    }
+}
+
+impl Classify for seamless_jobserver_remote::JobserverError {
+    fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            seamless_jobserver_remote::JobserverError::Transport(_)
+        )
+    }
+}
+
+impl Classify for seamless_daskserver_remote::DaskError {
+    fn is_connection(&self) -> bool {
+        use seamless_daskserver_remote::DaskError;
+        match self {
+            DaskError::Job(e) => e.is_connection(),
+            DaskError::Buffer(e) => e.is_connection(),
+            DaskError::Database(e) => e.is_connection(),
+            _ => false,
+        }
+    }
+}
+
+impl Classify for seamless_config::ConfigError {}
+
+impl Classify for String {}
+
+/// A typed error as a [`RemoteConnectionError`](crate::RemoteConnectionError) (a
+/// `ConnectionError`) when a service could not be reached, else a
+/// [`RemoteError`](crate::RemoteError) (a `RuntimeError`); the message is the typed error's.
+pub(crate) fn error(e: impl Classify) -> PyErr {
+    if e.is_connection() {
+        crate::RemoteConnectionError::new_err(e.to_string())
+    } else {
+        crate::RemoteError::new_err(e.to_string())
+    }
 }
 
 /// JSON text as a `serde_json::Value` (a `ValueError` otherwise).

@@ -25,10 +25,21 @@ pyo3::create_exception!(
     "A remote operation failed (the message names what, where and after how many attempts)."
 );
 
+pyo3::create_exception!(
+    _native,
+    RemoteConnectionError,
+    pyo3::exceptions::PyConnectionError,
+    "A service could not be reached (after the retries): a ConnectionError, as the reference's aiohttp errors were."
+);
+
 /// The module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RemoteError", m.py().get_type::<RemoteError>())?;
+    m.add(
+        "RemoteConnectionError",
+        m.py().get_type::<RemoteConnectionError>(),
+    )?;
     m.add("IMPLEMENTATION", "rust")?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;

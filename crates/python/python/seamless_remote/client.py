@@ -2,7 +2,8 @@
 
 from . import _native
 
-RemoteError = _native.RemoteError
+RemoteError = _native.RemoteError  # a RuntimeError: what failed, where, after how many attempts
+RemoteConnectionError = _native.RemoteConnectionError  # a ConnectionError: a service unreachable
 
 
 def close_all_clients():
@@ -21,4 +22,4 @@ def set_is_worker(is_worker: bool = True):
     _native.set_is_worker(bool(is_worker))
 
 
-__all__ = ["close_all_clients", "RemoteError", "set_is_worker"]
+__all__ = ["close_all_clients", "RemoteError", "RemoteConnectionError", "set_is_worker"]
