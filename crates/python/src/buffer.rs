@@ -2,10 +2,11 @@
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use seamless_buffer_remote::remote::{self as remote, ExternSpec};
+use seamless_buffer_remote::Spooled;
 
-use crate::convert::{checksum, checksums, error, opt_bytes, value};
+use crate::convert::{checksum, checksums, error, value};
 use crate::runtime::{awaitable, block_on};
 use crate::setup::{activate_options, extern_infos, launched_infos, PySelection};
 
@@ -122,12 +123,39 @@ fn buffer_server_promise<'py>(
     })
 }
 
+/// Buffers up to this size are downloaded into memory and copied once into a Python `bytes`;
+/// larger ones are spooled (verified) to an unnamed temporary file and read straight into the
+/// `bytes` object, so the process never holds two copies.
+const IN_MEMORY: u64 = 64 << 20;
+
+/// A verified buffer as Python `bytes` (the file is read with the GIL released).
+fn spooled_bytes(py: Python<'_>, spooled: Spooled) -> PyResult<Bound<'_, PyAny>> {
+    match spooled {
+        Spooled::Memory(b) => Ok(PyBytes::new(py, &b).into_any()),
+        Spooled::File { mut file, len } => {
+            let len = usize::try_from(len)
+                .map_err(|_| error(format!("a buffer of {len} bytes does not fit in memory")))?;
+            let bytes = PyBytes::new_with(py, len, |buf| {
+                py.detach(|| std::io::Read::read_exact(&mut file, buf))
+                    .map_err(|e| error(format!("reading the spooled buffer: {e}")))
+            })?;
+            Ok(bytes.into_any())
+        }
+    }
+}
+
 #[pyfunction]
 fn buffer_get<'py>(py: Python<'py>, hex: &str) -> PyResult<Bound<'py, PyAny>> {
     let cs = checksum(hex)?;
-    awaitable(py, async move { remote::get_buffer(&cs).await }, |py, r| {
-        r.map(|b| opt_bytes(py, b)).map_err(error)
-    })
+    let active = remote::active();
+    awaitable(
+        py,
+        async move { active.get_buffer_spooled(&cs, IN_MEMORY).await },
+        |py, r| match r.map_err(error)? {
+            None => Ok(py.None().into_bound(py)),
+            Some(spooled) => spooled_bytes(py, spooled),
+        },
+    )
 }
 
 #[pyfunction]

@@ -3,7 +3,7 @@
 //! it quotes a server).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyNone};
+use pyo3::types::PyNone;
 use seamless_remote_core::Checksum;
 
 /// A checksum from its hex string (a `ValueError` otherwise).
@@ -96,14 +96,6 @@ pub(crate) fn json(text: &str) -> PyResult<serde_json::Value> {
 pub(crate) fn opt_str<'py>(py: Python<'py>, s: Option<String>) -> Bound<'py, PyAny> {
     match s {
         Some(s) => pyo3::types::PyString::new(py, &s).into_any(),
-        None => PyNone::get(py).to_owned().into_any(),
-    }
-}
-
-/// `None` or Python `bytes` (one copy: Python owns its bytes objects).
-pub(crate) fn opt_bytes<'py>(py: Python<'py>, b: Option<bytes::Bytes>) -> Bound<'py, PyAny> {
-    match b {
-        Some(b) => PyBytes::new(py, &b).into_any(),
         None => PyNone::get(py).to_owned().into_any(),
     }
 }
