@@ -532,3 +532,32 @@ async fn writes_go_to_every_write_server_concurrently() {
     assert!(err.to_string().contains(&dead), "{err}");
     assert_eq!(client(&a.url()).get(&cs2).await.unwrap().unwrap(), buf2);
 }
+
+#[tokio::test]
+async fn a_download_to_a_file_reports_its_progress() {
+    let Some(hs) = start(HashserverOptions::default()) else {
+        return;
+    };
+    let c = client(&hs.url());
+    let d = data(3 << 20, 7);
+    let cs = Checksum::of(&d);
+    c.write(&cs, d.clone()).await.unwrap();
+    let active = ActiveBuffers::new(vec![], vec![c], vec![]);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let progress: seamless_buffer_remote::Progress = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |n| seen.lock().unwrap().push(n))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let len = active
+        .get_buffer_to_file_with(&cs, &path, Some(progress))
+        .await
+        .unwrap();
+    assert_eq!(len, Some(d.len() as u64));
+    assert_eq!(std::fs::read(&path).unwrap(), d);
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "progress was reported");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "monotonic: {seen:?}");
+    assert_eq!(seen.last().copied(), Some(d.len() as u64));
+}
