@@ -287,22 +287,44 @@ pub fn launched_pid(home: &Path, prefix: &str) -> Option<i64> {
     })
 }
 
-/// Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL.
+/// Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL. A launched service leads its own
+/// process group (the launcher starts it with `setsid`): the whole group is signalled, so its
+/// children (a LocalCluster's worker processes) go with it.
 pub fn stop(pid: i64) {
-    kill(pid, "TERM");
+    let group = leads_its_group(pid);
+    let signal = |sig: &str| {
+        if group {
+            kill(-pid, sig);
+        }
+        kill(pid, sig);
+    };
+    signal("TERM");
     for _ in 0..50 {
         if !alive(pid) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    kill(pid, "KILL");
+    signal("KILL");
 }
 
-/// Sends a signal with kill(1).
+/// Whether `pid` is the leader of its process group (its pgid is its pid).
+fn leads_its_group(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(2).map(str::to_string))
+        })
+        .and_then(|pgid| pgid.parse::<i64>().ok())
+        == Some(pid)
+}
+
+/// Sends a signal with kill(1) (a negative pid: the process group).
 pub fn kill(pid: i64, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
+        .arg("--")
         .arg(pid.to_string())
         .output();
 }

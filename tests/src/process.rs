@@ -36,7 +36,10 @@ impl ServiceProcess {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+            .stderr(Stdio::from(err))
+            // Its own process group: stopping it also stops its children (a jobserver's
+            // spawned workers and their resource tracker).
+            .process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             command.pre_exec(|| {
@@ -79,11 +82,12 @@ impl ServiceProcess {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Kills the process at once (SIGKILL) and reaps it.
+    /// Kills the process and its group at once (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            kill_group(&child, libc::SIGKILL);
         }
     }
 
@@ -95,13 +99,11 @@ impl ServiceProcess {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        kill_group(&child, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {
+                kill_group(&child, libc::SIGKILL);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -109,6 +111,17 @@ impl ServiceProcess {
         eprintln!("{}: no exit 5 s after SIGTERM, sending SIGKILL", self.name);
         let _ = child.kill();
         let _ = child.wait();
+        kill_group(&child, libc::SIGKILL);
+    }
+}
+
+/// Signals the process group that `child` leads (what is left of it).
+fn kill_group(child: &Child, signal: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on the process group our own child leads; ESRCH (empty) is fine.
+        unsafe {
+            libc::kill(-pid, signal);
+        }
     }
 }
 
