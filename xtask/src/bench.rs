@@ -25,10 +25,19 @@ pub(crate) struct Measured {
 }
 
 /// Runs `cmd` to completion: (wall seconds, CPU seconds, peak RSS MiB, exit ok, stdout).
-pub(crate) fn measure(mut cmd: Command) -> Result<(f64, f64, f64, bool, String)> {
+pub(crate) fn measure(cmd: Command) -> Result<(f64, f64, f64, bool, String)> {
+    measure_with(cmd, |_| {})
+}
+
+/// As [`measure`], telling `started` the child's pid.
+pub(crate) fn measure_with(
+    mut cmd: Command,
+    started: impl FnOnce(u32),
+) -> Result<(f64, f64, f64, bool, String)> {
     cmd.stdout(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    started(child.id());
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
         stdout.read_to_string(&mut out)?;
