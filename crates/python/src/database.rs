@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use seamless_database_remote::remote;
+use seamless_database_remote::{remote, ActiveDatabases, Checksum, DatabaseError};
 use serde_json::{Map, Value};
 
 use crate::convert::{checksum, error, json, opt_str, value};
@@ -136,19 +136,33 @@ fn database_get_json<'py>(
     )
 }
 
+/// A write of `(tf, result)` to every write database; whether something was written.
+fn tf_result_write<'py, F, Fut>(
+    py: Python<'py>,
+    tf: &str,
+    result: &str,
+    write: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce(ActiveDatabases, Checksum, Checksum) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, DatabaseError>> + Send + 'static,
+{
+    let (tf, result) = (checksum(tf)?, checksum(result)?);
+    let active = remote::active();
+    awaitable(py, write(active, tf, result), |py, r| {
+        r.map_err(error).and_then(|ok| value(py, ok))
+    })
+}
+
 #[pyfunction]
 fn database_set_transformation_result<'py>(
     py: Python<'py>,
     tf: &str,
     result: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (tf, result) = (checksum(tf)?, checksum(result)?);
-    let active = remote::active();
-    awaitable(
-        py,
-        async move { active.set_transformation_result(&tf, &result).await },
-        |py, r| r.map_err(error).and_then(|ok| value(py, ok)),
-    )
+    tf_result_write(py, tf, result, |a, tf, r| async move {
+        a.set_transformation_result(&tf, &r).await
+    })
 }
 
 #[pyfunction]
@@ -157,13 +171,9 @@ fn database_undo_transformation_result<'py>(
     tf: &str,
     result: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (tf, result) = (checksum(tf)?, checksum(result)?);
-    let active = remote::active();
-    awaitable(
-        py,
-        async move { active.undo_transformation_result(&tf, &result).await },
-        |py, r| r.map_err(error).and_then(|ok| value(py, ok)),
-    )
+    tf_result_write(py, tf, result, |a, tf, r| async move {
+        a.undo_transformation_result(&tf, &r).await
+    })
 }
 
 #[pyfunction]
