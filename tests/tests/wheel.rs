@@ -22,6 +22,14 @@ fn hashserver() -> Option<Hashserver> {
     seamless_tests::require!(Hashserver::start(HashserverOptions::default()))
 }
 
+/// A hashserver, a database and a jobserver that uses both.
+fn stack() -> Option<(Hashserver, Database, Jobserver)> {
+    let hs = hashserver()?;
+    let db = seamless_tests::require!(Database::start())?;
+    let js = seamless_tests::require!(Jobserver::start(&hs.url(), Some(&db.url())))?;
+    Some((hs, db, js))
+}
+
 fn script(name: &str) -> std::path::PathBuf {
     workspace_root().join("tests").join("python").join(name)
 }
@@ -167,13 +175,7 @@ fn seamless_transformer_runs_on_dask_through_the_wheel() {
 #[test]
 fn seamless_transformer_runs_on_the_wheel_through_extern_clients() {
     let Some(python) = wheel() else { return };
-    let Some(hs) = hashserver() else { return };
-    let Some(db) = seamless_tests::require!(Database::start()) else {
-        return;
-    };
-    let Some(js) = seamless_tests::require!(Jobserver::start(&hs.url(), Some(&db.url()))) else {
-        return;
-    };
+    let Some((hs, db, js)) = stack() else { return };
     let dir = tempfile::tempdir().unwrap();
     let urls = json!({"hashserver": hs.url(), "database": db.url(), "jobserver": js.url()});
     let run = |python: &Path| {
@@ -311,13 +313,7 @@ async fn jobserver_retry_refusal_and_cancel_through_the_wheel() {
     use seamless_tests::proxy::{Fault, FaultProxy};
     use seamless_tests::transformation::python as transformation;
     let Some(python) = wheel() else { return };
-    let Some(hs) = hashserver() else { return };
-    let Some(db) = seamless_tests::require!(Database::start()) else {
-        return;
-    };
-    let Some(js) = seamless_tests::require!(Jobserver::start(&hs.url(), Some(&db.url()))) else {
-        return;
-    };
+    let Some((hs, _db, js)) = stack() else { return };
     let add = "def add(a, b):\n    return a + b\n";
     let retried = transformation(add, &[("a", json!(20)), ("b", json!(22))]);
     let refused = transformation(add, &[("a", json!(1)), ("b", json!(1))]);

@@ -92,33 +92,31 @@ struct Mailbox {
     queue: Vec<Completion>,
 }
 
-static MAILBOXES: Mutex<Option<std::collections::HashMap<u64, Mailbox>>> = Mutex::new(None);
+static MAILBOXES: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Mailbox>>> =
+    std::sync::LazyLock::new(Default::default);
 static NEXT_MAILBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Registers a loop's wake-up pipe (its write end, non-blocking); the mailbox key.
 #[pyfunction]
 fn bridge_register(wake_fd: i32) -> u64 {
     let key = NEXT_MAILBOX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    MAILBOXES
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(Default::default)
-        .insert(
-            key,
-            Mailbox {
-                wake_fd,
-                queue: Vec::new(),
-            },
-        );
+    MAILBOXES.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        key,
+        Mailbox {
+            wake_fd,
+            queue: Vec::new(),
+        },
+    );
     key
 }
 
 /// Forgets a mailbox (its loop is gone); completions still queued are dropped.
 #[pyfunction]
 fn bridge_unregister(key: u64) {
-    if let Some(m) = MAILBOXES.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        m.remove(&key);
-    }
+    MAILBOXES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key);
 }
 
 /// Runs the completions queued for a mailbox (called by its loop, when woken).
@@ -127,8 +125,7 @@ fn bridge_drain(py: Python<'_>, key: u64) {
     let queue = MAILBOXES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .as_mut()
-        .and_then(|m| m.get_mut(&key))
+        .get_mut(&key)
         .map(|m| std::mem::take(&mut m.queue))
         .unwrap_or_default();
     for completion in queue {
@@ -140,7 +137,7 @@ fn bridge_drain(py: Python<'_>, key: u64) {
 /// here (a thread that touches Python while the interpreter exits is killed by it).
 fn post(key: u64, completion: Completion) {
     let mut boxes = MAILBOXES.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(mailbox) = boxes.as_mut().and_then(|m| m.get_mut(&key)) else {
+    let Some(mailbox) = boxes.get_mut(&key) else {
         return; // the loop is gone: nobody waits for the answer
     };
     mailbox.queue.push(completion);
