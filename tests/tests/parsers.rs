@@ -102,7 +102,7 @@ fn options() -> ClientOptions {
             ..RetryPolicy::default()
         },
         timeouts: seamless_remote_core::Timeouts {
-            total: Some(Duration::from_secs(20)),
+            total: Some(Duration::from_secs(5)),
             ..seamless_remote_core::Timeouts::default()
         },
         ..seamless_tests::client_options()
