@@ -5,6 +5,7 @@ in the wheel's virtualenv). Each prints one JSON line.
     wheel_checks.py fork HASHSERVER_URL     # forked and spawned children use the wheel
     wheel_checks.py guard HASHSERVER_URL    # the worker guard (SEAMLESS_ALLOW_REMOTE_CLIENTS_IN_WORKER)
     wheel_checks.py jobs JOBSERVER_URL CASES_JSON  # one retry, no retry of a refusal, cancel
+    wheel_checks.py busy HASHSERVER_URL     # a write and a read while connect() says EBUSY
 """
 
 import asyncio
@@ -182,6 +183,22 @@ async def jobs(url, cases):
     return out
 
 
+async def busy(url):
+    """Run with tests/fault/ebusy_connect.c preloaded: connecting to the hashserver fails with
+    EBUSY ("device or resource busy"), which upstream answers with a client restart."""
+    from seamless import Buffer
+
+    br = extern_buffers(url)
+    buf = Buffer(b"written while the connection was busy\n")
+    cs = buf.get_checksum()
+    try:
+        written = await br.write_buffer(cs, buf)
+        back = await br.get_buffer(cs)
+    except Exception as e:
+        return {"error": type(e).__name__, "is_connection_error": isinstance(e, ConnectionError), "message": str(e)}
+    return {"written": written, "back": back.content.decode() if back else None}
+
+
 def main():
     what = sys.argv[1]
     if what == "upload":
@@ -193,6 +210,8 @@ def main():
     elif what == "jobs":
         with open(sys.argv[3]) as f:
             out = asyncio.run(jobs(sys.argv[2], json.load(f)))
+    elif what == "busy":
+        out = asyncio.run(busy(sys.argv[2]))
     else:
         raise SystemExit(f"unknown check {what}")
     print(json.dumps(out), flush=True)

@@ -81,3 +81,32 @@ pub fn wheel_python() -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// The wheel `cargo xtask test` built (`target/wheels/*.whl`), if there is one.
+pub fn wheel_file() -> Result<PathBuf, String> {
+    let dir = workspace_root().join("target").join("wheels");
+    std::fs::read_dir(&dir)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (run `cargo xtask test`, which builds the wheel)",
+                dir.display()
+            )
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| format!("no wheel in {} (run `cargo xtask test`)", dir.display()))
+}
+
+/// `python -m pip`, quiet and non-interactive (no version check): add the pip arguments.
+pub fn pip(python: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(python);
+    c.args([
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+    ]);
+    c
+}

@@ -308,6 +308,178 @@ fn the_console_scripts_are_our_programs() {
     assert!(String::from_utf8_lossy(&out.stderr).lines().count() <= 2);
 }
 
+/// tests/fault/ebusy_connect.c built into `dir` (an LD_PRELOAD library: connect(2) to a port
+/// fails with EBUSY, which no test peer can make happen).
+fn ebusy_shim(dir: &Path) -> std::path::PathBuf {
+    let source = workspace_root()
+        .join("tests")
+        .join("fault")
+        .join("ebusy_connect.c");
+    let lib = dir.join("libebusy_connect.so");
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .expect("a C compiler (cc) builds the fault-injection library");
+    assert!(
+        out.status.success(),
+        "cc {}: {}",
+        source.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lib
+}
+
+#[test]
+fn a_busy_connection_restarts_the_client_as_upstream_does() {
+    let Some(python) = wheel() else { return };
+    let Some(hs) = hashserver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let shim = ebusy_shim(dir.path());
+    let port = hs.url().rsplit(':').next().unwrap().to_string();
+    let busy = |times: &str, log: &Path| {
+        check(
+            &python,
+            &["busy", &hs.url()],
+            &[
+                ("LD_PRELOAD", shim.to_str().unwrap()),
+                ("SEAMLESS_TEST_EBUSY_PORT", &port),
+                ("SEAMLESS_TEST_EBUSY_TIMES", times),
+                ("SEAMLESS_TEST_EBUSY_LOG", log.to_str().unwrap()),
+            ],
+        )
+    };
+    let failures = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // Busy once (upstream's "busy healthcheck restart"): the client restarts and goes on.
+    let once = dir.path().join("once.log");
+    let out = busy("1", &once);
+    assert_eq!(out["written"], true, "{out}");
+    assert_eq!(
+        out["back"], "written while the connection was busy\n",
+        "{out}"
+    );
+    assert_eq!(failures(&once), 1, "the shim made connect() fail once");
+    // Busy for good: a ConnectionError after the policy's attempts, not a hang.
+    let always = dir.path().join("always.log");
+    let out = busy("1000", &always);
+    assert_eq!(out["is_connection_error"], true, "{out}");
+    let message = out["message"].as_str().unwrap();
+    assert!(
+        message.contains("busy") && message.contains("attempts"),
+        "{message}"
+    );
+    assert!(failures(&always) > 1, "retried after a restart");
+}
+
+/// Every file under `dir` (relative paths), without Python's byte-code caches.
+fn files_under(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_name() == "__pycache__" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap();
+                out.insert(rel.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pip_installs_the_wheel_and_pip_uninstall_leaves_a_clean_environment() {
+    let Some(python) = wheel() else { return };
+    let Some(wheel_file) = seamless_tests::require!(venv::wheel_file()) else {
+        return;
+    };
+    // A fresh virtualenv of its own (the shared ones stay as they are).
+    let dir = tempfile::tempdir().unwrap();
+    let venv_dir = dir.path().join("venv");
+    let run = |cmd: Command, what: &str| {
+        let out =
+            output_within(cmd, Duration::from_secs(180)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let command = |program: &Path, args: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    };
+    run(
+        command(
+            &python,
+            &["-m".as_ref(), "venv".as_ref(), venv_dir.as_os_str()],
+        ),
+        "python -m venv",
+    );
+    let py = venv_dir.join("bin").join("python");
+    let pip = |args: &[&std::ffi::OsStr]| {
+        let mut c = venv::pip(&py);
+        c.args(args);
+        c
+    };
+    let before = files_under(&venv_dir);
+    run(
+        pip(&[
+            "install".as_ref(),
+            "--no-deps".as_ref(),
+            "--no-index".as_ref(),
+            wheel_file.as_os_str(),
+        ]),
+        "pip install <wheel>",
+    );
+    let installed = files_under(&venv_dir);
+    assert!(installed.len() > before.len());
+    for script in ["seamless-resolve", "seamless-fingertip"] {
+        assert!(venv_dir.join("bin").join(script).is_file(), "{script}");
+    }
+    let imported = run(
+        command(
+            &py,
+            &[
+                "-c".as_ref(),
+                "import seamless_remote._native, importlib.metadata as m; \
+                 print(m.version('seamless-remote'))"
+                    .as_ref(),
+            ],
+        ),
+        "import seamless_remote._native",
+    );
+    assert_eq!(imported.trim(), "0.4.0+rust");
+    run(
+        pip(&[
+            "uninstall".as_ref(),
+            "-y".as_ref(),
+            "seamless-remote".as_ref(),
+        ]),
+        "pip uninstall",
+    );
+    let after = files_under(&venv_dir);
+    assert_eq!(
+        after.symmetric_difference(&before).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "pip uninstall left the environment different from before the install"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobserver_retry_refusal_and_cancel_through_the_wheel() {
     use seamless_tests::proxy::{Fault, FaultProxy};

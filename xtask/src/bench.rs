@@ -16,7 +16,7 @@ use seamless_tests::services::{Database, Hashserver, HashserverOptions};
 pub(crate) struct Measured {
     /// The scenario's own timing (from its JSON line), without process start-up.
     pub(crate) op_s: f64,
-    /// CPU time of the whole process (user + system).
+    /// CPU time (user + system) of the whole process, unless the bench says otherwise.
     pub(crate) cpu_s: f64,
     /// Peak resident set size.
     pub(crate) rss_mib: f64,

@@ -7,19 +7,50 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use seamless_tests::services::{Database, Hashserver, HashserverOptions, Jobserver};
 
 use crate::bench::{median, write_report, Measured, Row};
 
-/// The longest one run may take: the Python package can stall on a promised upload that its
+/// The longest one run of (a) or (c) may take.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// The longest one run of (b) may take (the wheel needs about 8 s, the Python package about
+/// 12 s when it does not stall): the Python package can stall on a promised upload that its
 /// `close_all_clients` cut (the jobserver then waits up to 600 s for the buffer), which is the
 /// bug the wheel fixes; such a run is stopped and reported as stalled.
-const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
+const TRANSFORMATIONS_LIMIT: Duration = Duration::from_secs(90);
 
-/// One run; `None` if it stalled (stopped after [`RUN_LIMIT`]).
-fn side(python: &Path, script: &Path, args: &[String]) -> Result<Option<Measured>> {
+/// How one run ended.
+enum Outcome {
+    /// The workload finished.
+    Finished(Measured),
+    /// Stopped after its time limit; with the last progress line it printed, if any.
+    Stalled(Option<Measured>),
+}
+
+/// The measurement of a run from its last JSON line: the workload's own wall and CPU time
+/// (`wall_s`, `cpu_s`); the whole process's CPU (with start-up and imports) as `process_cpu_s`.
+fn parse(out: &str, process_cpu_s: f64, rss_mib: f64) -> Option<Measured> {
+    let mut json: serde_json::Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())?;
+    let op_s = json.get("wall_s")?.as_f64()?;
+    let cpu_s = json.get("cpu_s")?.as_f64()?;
+    json["process_cpu_s"] = process_cpu_s.into();
+    Some(Measured {
+        op_s,
+        cpu_s,
+        rss_mib,
+        json,
+    })
+}
+
+/// One run of `script` with `args` on `python`, stopped after `limit`.
+fn side(python: &Path, script: &Path, args: &[String], limit: Duration) -> Result<Outcome> {
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(args)
@@ -36,7 +67,7 @@ fn side(python: &Path, script: &Path, args: &[String]) -> Result<Option<Measured
                 let (lock, cv) = &*done;
                 let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
                 let (guard, timeout) = cv
-                    .wait_timeout_while(guard, RUN_LIMIT, |finished| !*finished)
+                    .wait_timeout_while(guard, limit, |finished| !*finished)
                     .unwrap_or_else(|p| p.into_inner());
                 drop(guard);
                 if timeout.timed_out() {
@@ -61,28 +92,37 @@ fn side(python: &Path, script: &Path, args: &[String]) -> Result<Option<Measured
         (measured, watchdog.join())
     });
     let _ = watchdog;
-    let (wall, cpu_s, rss_mib, ok, out) = measured?;
+    let (_wall, process_cpu_s, rss_mib, ok, out) = measured?;
     if stalled.load(std::sync::atomic::Ordering::SeqCst) {
         eprintln!(
             "xtask: a run stalled and was stopped after {} s",
-            RUN_LIMIT.as_secs()
+            limit.as_secs()
         );
-        return Ok(None);
+        return Ok(Outcome::Stalled(parse(&out, process_cpu_s, rss_mib)));
     }
     if !ok {
         anyhow::bail!("{} failed; stdout: {out}", script.display());
     }
-    let json: serde_json::Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| anyhow!("no JSON result: {out}"))?;
-    Ok(Some(Measured {
-        op_s: json.get("wall_s").and_then(|v| v.as_f64()).unwrap_or(wall),
-        cpu_s,
-        rss_mib,
-        json,
-    }))
+    parse(&out, process_cpu_s, rss_mib)
+        .map(Outcome::Finished)
+        .ok_or_else(|| anyhow!("no JSON result: {out}"))
+}
+
+/// A stalled run of the transformations workload, scaled from the `done` transformations it
+/// finished to the full `total` (wall and CPU; the stall itself is not counted).
+fn scaled(mut m: Measured, total: f64) -> Option<Measured> {
+    let done = m.json.get("done")?.as_f64()?;
+    if done < 1.0 {
+        return None;
+    }
+    m.op_s *= total / done;
+    m.cpu_s *= total / done;
+    Some(m)
+}
+
+/// The whole-process CPU of a run (with the interpreter's start-up and the imports).
+fn process_cpu(m: &Measured) -> f64 {
+    m.json["process_cpu_s"].as_f64().unwrap_or(0.0)
 }
 
 /// Entry point.
@@ -121,7 +161,7 @@ pub fn run(root: &Path) -> Result<()> {
     let read_file = dir.path().join("read_set.json");
     std::fs::write(&read_file, serde_json::to_string(&read_set)?)?;
 
-    let scenarios: Vec<(&str, Vec<String>, usize, String)> = vec![
+    let scenarios: Vec<(&str, Vec<String>, usize, Duration, String)> = vec![
         (
             "(a) 2000 small buffers written + 2000 read (Buffer API)",
             vec![
@@ -130,27 +170,31 @@ pub fn run(root: &Path) -> Result<()> {
                 read_file.display().to_string(),
             ],
             5,
+            RUN_LIMIT,
             "Buffer.write() and Checksum.resolution(), 100 at a time".into(),
         ),
         (
             "(b) 200 small transformations at level 3",
             vec!["transformations".into(), urls.clone()],
-            2,
-            "seamless-transformer `direct`, one at a time, new inputs each run".into(),
+            3,
+            TRANSFORMATIONS_LIMIT,
+            "seamless-transformer `direct`, one at a time after one warm-up transformation, new inputs each run".into(),
         ),
         (
             "(c) 1 GiB buffer written + read",
             vec!["big".into(), urls.clone(), (1u64 << 30).to_string()],
             2,
+            RUN_LIMIT,
             "Buffer.write() then buffer_remote.get_buffer(); the Buffer holds 1 GiB".into(),
         ),
     ];
     let mut rows = Vec::new();
     let mut seed = 1u64;
-    for (name, args, runs, note) in scenarios {
+    for (name, args, runs, limit, note) in scenarios {
         eprintln!("xtask: bench python: {name} ({runs} alternating runs per side)");
         let (mut r, mut p) = (Vec::new(), Vec::new());
         let mut stalls = 0;
+        let mut stalled_at = Vec::new();
         for i in 0..runs {
             let mut args = args.clone();
             // Alternate which side goes first.
@@ -173,32 +217,49 @@ pub fn run(root: &Path) -> Result<()> {
                 } else {
                     (&reference, &mut p)
                 };
-                match side(python, &script, &args)? {
-                    Some(m) => runs.push(m),
-                    None if first_ours => anyhow::bail!("a run on the wheel stalled"),
-                    None => stalls += 1,
+                match side(python, &script, &args, limit)? {
+                    Outcome::Finished(m) => runs.push(m),
+                    Outcome::Stalled(_) if first_ours => {
+                        anyhow::bail!("a run on the wheel stalled")
+                    }
+                    Outcome::Stalled(progress) => {
+                        stalls += 1;
+                        if let Some(m) = progress.and_then(|m| scaled(m, 200.0)) {
+                            stalled_at.push(m.json["done"].to_string());
+                            runs.push(m);
+                        }
+                    }
                 }
             }
         }
-        let note = if stalls > 0 {
+        let mut note = if stalls > 0 {
             format!(
-                "{note}; the Python package stalled in {stalls} of {runs} runs (a promised upload cut by close_all_clients: the jobserver waits for the buffer), stopped after {} s; its figures are from the runs that finished",
-                RUN_LIMIT.as_secs()
+                "{note}; the Python package stalled in {stalls} of {runs} runs (a promised upload cut by close_all_clients: the jobserver waits for the buffer) and was stopped after {} s; a stalled run's wall and CPU are scaled to 200 from the transformations it finished before the stall (after {})",
+                limit.as_secs(),
+                if stalled_at.is_empty() { "none".to_string() } else { stalled_at.join(", ") }
             )
         } else {
             note
         };
+        let (rust, python) = (median(r), (!p.is_empty()).then(|| median(p)));
+        note += &format!(
+            "; whole-process CPU with start-up: {:.2} s",
+            process_cpu(&rust)
+        );
+        if let Some(p) = &python {
+            note += &format!(" vs {:.2} s", process_cpu(p));
+        }
         rows.push(Row {
             scenario: name.to_string(),
-            rust: median(r),
-            python: (!p.is_empty()).then(|| median(p)),
+            rust,
+            python,
             note,
         });
     }
     write_report(
         root,
         "python",
-        "Rust = our wheel (`seamless_remote` in Rust) in place of the Python seamless-remote 0.4.0, with the same released callers; the same hashserver, database and jobserver for both; medians of alternating runs. Wall = the workload's own time; CPU and peak RSS = the whole client process.",
+        "Rust = our wheel (`seamless_remote` in Rust) in place of the Python seamless-remote 0.4.0, with the same released callers; the same hashserver, database and jobserver for both; medians of alternating runs. Wall and CPU = the workload's own (CPU of every thread of the client process from the start of the workload: without the interpreter's start-up and the imports, which the note gives as whole-process CPU); peak RSS = the whole client process.",
         &rows,
     )?;
     drop((db, hs));

@@ -8,18 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-fn pip(python: &Path) -> Command {
-    let mut c = Command::new(python);
-    c.args([
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-input",
-        "-q",
-    ]);
-    c
-}
+use seamless_tests::venv::pip;
 
 fn run(what: &str, mut cmd: Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("running {what}"))?;

@@ -242,7 +242,9 @@ impl HttpPool {
     ) -> Result<Self, TransportError> {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            // Room for the connections of a gather of 100 requests (seamless-core writes and
+            // reads 100 buffers at a time): fewer would close and reopen the rest every batch.
+            .pool_max_idle_per_host(128)
             .build(connector(connect_timeout, tls)?);
         Ok(HttpPool { client })
     }
