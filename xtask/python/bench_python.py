@@ -117,6 +117,26 @@ async def big(size):
     }
 
 
+def transport_threads_cpu():
+    """CPU seconds of the wheel's transport threads (named ``seamless-remote``; the Python
+    package has none: its transport runs in the same threads as seamless-core)."""
+    import glob
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for task in glob.glob("/proc/self/task/*"):
+        try:
+            with open(task + "/comm") as f:
+                if f.read().strip() != "seamless-remote":
+                    continue
+            with open(task + "/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def main():
     what, urls = sys.argv[1], json.loads(sys.argv[2])
     import seamless_remote
@@ -135,6 +155,7 @@ def main():
     else:
         raise SystemExit(f"unknown workload {what}")
     impl = getattr(seamless_remote, "IMPLEMENTATION", "python")
+    result["transport_threads_cpu_s"] = transport_threads_cpu()
     print(json.dumps({**result, "implementation": impl}), flush=True)
     sys.stdout.flush()
     os._exit(0)  # no exit-time flush of other packages in the measurement

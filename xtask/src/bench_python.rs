@@ -243,6 +243,10 @@ pub fn run(root: &Path) -> Result<()> {
         };
         let (rust, python) = (median(r), (!p.is_empty()).then(|| median(p)));
         note += &format!(
+            "; the wheel's transport threads used {:.2} s of its CPU",
+            rust.json["transport_threads_cpu_s"].as_f64().unwrap_or(0.0)
+        );
+        note += &format!(
             "; whole-process CPU with start-up: {:.2} s",
             process_cpu(&rust)
         );
