@@ -7,8 +7,9 @@
 //! and drops every client's connections (they belong to the parent).
 //!
 //! The bridge never calls Python from our threads: a finished task queues its completion in the
-//! loop's mailbox and writes one byte to the loop's wake-up pipe; the loop (`add_reader`) runs
-//! the completions on its own thread. (A thread that touches Python while the interpreter exits
+//! loop's mailbox and, if the mailbox was empty, signals the loop's wake-up descriptor (an
+//! eventfd, or a pipe where there is none); the loop (`add_reader`) runs the completions on its
+//! own thread. (A thread that touches Python while the interpreter exits
 //! is killed by it, which aborts the process.) pyo3-async-runtimes completes futures from its
 //! own threads and keeps one global runtime that a forked child cannot use, so the bridge is
 //! written here.
@@ -88,10 +89,12 @@ impl AbortOnCancel {
 /// Work for a loop's thread: completes one asyncio future (runs with the GIL, on that thread).
 type Completion = Box<dyn FnOnce(Python<'_>) + Send>;
 
-/// One asyncio loop's mailbox: the write end of its wake-up pipe (the loop reads the other end
-/// with `add_reader`) and the completions waiting for it.
+/// One asyncio loop's mailbox: its wake-up descriptor (an eventfd, or the write end of a pipe;
+/// the loop reads it with `add_reader`) and the completions waiting for it.
 struct Mailbox {
     wake_fd: i32,
+    /// Bytes per wake-up: 8 for an eventfd (a `u64` added to its counter), 1 for a pipe.
+    wake_width: usize,
     queue: Vec<Completion>,
 }
 
@@ -99,18 +102,25 @@ static MAILBOXES: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Mailb
     std::sync::LazyLock::new(Default::default);
 static NEXT_MAILBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Registers a loop's wake-up pipe (its write end, non-blocking); the mailbox key.
+/// Registers a loop's wake-up descriptor (non-blocking; `width` 8 for an eventfd, 1 for the
+/// write end of a pipe); the mailbox key.
 #[pyfunction]
-fn bridge_register(wake_fd: i32) -> u64 {
+fn bridge_register(wake_fd: i32, width: usize) -> PyResult<u64> {
+    if width != 1 && width != 8 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "a wake-up is 1 byte (pipe) or 8 bytes (eventfd)",
+        ));
+    }
     let key = NEXT_MAILBOX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     MAILBOXES.lock().unwrap_or_else(|p| p.into_inner()).insert(
         key,
         Mailbox {
             wake_fd,
+            wake_width: width,
             queue: Vec::new(),
         },
     );
-    key
+    Ok(key)
 }
 
 /// Forgets a mailbox (its loop is gone); completions still queued are dropped.
@@ -146,15 +156,17 @@ fn post(key: u64, completion: Completion) {
     let was_empty = mailbox.queue.is_empty();
     mailbox.queue.push(completion);
     if !was_empty {
-        // A wake-up is pending: the loop reads the pipe before it takes the queue, so the
+        // A wake-up is pending: the loop reads its descriptor before it takes the queue, so the
         // completion queued now is taken with the others.
         return;
     }
-    let byte = [1u8];
+    // 1 as a u64 for an eventfd, or its first byte for a pipe (any byte wakes a pipe's reader).
+    let one = 1u64.to_ne_bytes();
+    let wake = &one[..mailbox.wake_width.min(one.len())];
     // Non-blocking: a full pipe already holds a wake-up.
-    // SAFETY: write(2) of one byte from a valid buffer to a descriptor we were given.
+    // SAFETY: write(2) from a valid buffer of `wake.len()` bytes to a descriptor we were given.
     #[allow(unsafe_code)]
-    let _ = unsafe { libc::write(mailbox.wake_fd, byte.as_ptr().cast(), 1) };
+    let _ = unsafe { libc::write(mailbox.wake_fd, wake.as_ptr().cast(), wake.len()) };
 }
 
 /// An asyncio future of the running loop that `fut` completes. The result is made by `convert`
