@@ -1,8 +1,9 @@
 //! `cargo xtask bench python`: the same Seamless workload on our wheel and on the Python
 //! seamless-remote, against the same real services, in alternating runs: (a) 2000 small buffers
 //! written and 2000 read through seamless-core's Buffer API, (b) 200 small transformations at
-//! delegation level 3, (c) a 1 GiB buffer written and read. Wall time of the workload, client
-//! CPU (user + system of the whole process) and peak RSS, as ratios.
+//! delegation level 3, (c) a 1 GiB buffer written and read. Wall time and client CPU of the
+//! workload (every thread, from the start of the workload; the whole process's CPU and the
+//! wheel's transport threads in the note) and peak RSS, as ratios.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
