@@ -310,14 +310,14 @@ pub fn stop(pid: i64) {
 
 /// Whether `pid` is the leader of its process group (its pgid is its pid).
 fn leads_its_group(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(2).map(str::to_string))
-        })
-        .and_then(|pgid| pgid.parse::<i64>().ok())
-        == Some(pid)
+    stat_fields(pid).and_then(|f| f.get(2)?.parse::<i64>().ok()) == Some(pid)
+}
+
+/// The fields of `/proc/PID/stat` after the command name (state, ppid, pgrp, ...).
+fn stat_fields(pid: i64) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 /// Sends a signal with kill(1) (a negative pid: the process group).
@@ -331,12 +331,7 @@ pub fn kill(pid: i64, signal: &str) {
 
 /// Whether a pid is alive (not a zombie).
 pub fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|state| state != "Z"))
 }
 
 impl Default for Env {

@@ -82,20 +82,24 @@ pub fn wheel_python() -> Result<PathBuf, String> {
     }
 }
 
-/// The wheel `cargo xtask test` built (`target/wheels/*.whl`), if there is one.
-pub fn wheel_file() -> Result<PathBuf, String> {
-    let dir = workspace_root().join("target").join("wheels");
-    std::fs::read_dir(&dir)
-        .map_err(|e| {
-            format!(
-                "{}: {e} (run `cargo xtask test`, which builds the wheel)",
-                dir.display()
-            )
-        })?
+/// The wheel (`*.whl`) in `dir`, if there is one.
+pub fn wheel_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| format!("no wheel in {} (run `cargo xtask test`)", dir.display()))
+}
+
+/// The wheel `cargo xtask test` built (in `target/wheels/`).
+pub fn wheel_file() -> Result<PathBuf, String> {
+    let dir = workspace_root().join("target").join("wheels");
+    wheel_in(&dir).ok_or_else(|| {
+        format!(
+            "no wheel in {} (run `cargo xtask test`, which builds it)",
+            dir.display()
+        )
+    })
 }
 
 /// `python -m pip`, quiet and non-interactive (no version check): add the pip arguments.

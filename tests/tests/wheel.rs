@@ -418,60 +418,32 @@ fn pip_installs_the_wheel_and_pip_uninstall_leaves_a_clean_environment() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let command = |program: &Path, args: &[&std::ffi::OsStr]| {
-        let mut c = Command::new(program);
-        c.args(args);
-        c
-    };
-    run(
-        command(
-            &python,
-            &["-m".as_ref(), "venv".as_ref(), venv_dir.as_os_str()],
-        ),
-        "python -m venv",
-    );
+    let mut make_venv = Command::new(&python);
+    make_venv.args(["-m", "venv"]).arg(&venv_dir);
+    run(make_venv, "python -m venv");
     let py = venv_dir.join("bin").join("python");
-    let pip = |args: &[&std::ffi::OsStr]| {
-        let mut c = venv::pip(&py);
-        c.args(args);
-        c
-    };
     let before = files_under(&venv_dir);
-    run(
-        pip(&[
-            "install".as_ref(),
-            "--no-deps".as_ref(),
-            "--no-index".as_ref(),
-            wheel_file.as_os_str(),
-        ]),
-        "pip install <wheel>",
-    );
+    let mut install = venv::pip(&py);
+    install
+        .args(["install", "--no-deps", "--no-index"])
+        .arg(&wheel_file);
+    run(install, "pip install <wheel>");
     let installed = files_under(&venv_dir);
     assert!(installed.len() > before.len());
     for script in ["seamless-resolve", "seamless-fingertip"] {
         assert!(venv_dir.join("bin").join(script).is_file(), "{script}");
     }
-    let imported = run(
-        command(
-            &py,
-            &[
-                "-c".as_ref(),
-                "import seamless_remote._native, importlib.metadata as m; \
-                 print(m.version('seamless-remote'))"
-                    .as_ref(),
-            ],
-        ),
-        "import seamless_remote._native",
-    );
+    let mut import = Command::new(&py);
+    import.args([
+        "-c",
+        "import seamless_remote._native, importlib.metadata as m; \
+         print(m.version('seamless-remote'))",
+    ]);
+    let imported = run(import, "import seamless_remote._native");
     assert_eq!(imported.trim(), "0.4.0+rust");
-    run(
-        pip(&[
-            "uninstall".as_ref(),
-            "-y".as_ref(),
-            "seamless-remote".as_ref(),
-        ]),
-        "pip uninstall",
-    );
+    let mut uninstall = venv::pip(&py);
+    uninstall.args(["uninstall", "-y", "seamless-remote"]);
+    run(uninstall, "pip uninstall");
     let after = files_under(&venv_dir);
     assert_eq!(
         after.symmetric_difference(&before).collect::<Vec<_>>(),

@@ -8,6 +8,8 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -58,43 +60,38 @@ fn side(python: &Path, script: &Path, args: &[String], limit: Duration) -> Resul
         .env_remove("SEAMLESS_REMOTE_CLIENTS")
         .env_remove("SEAMLESS_CACHE")
         .process_group(0);
-    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-    let (measured, watchdog) = std::thread::scope(|scope| {
-        let pid = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
-        let watchdog = {
-            let (stalled, done, pid) = (stalled.clone(), done.clone(), pid.clone());
-            scope.spawn(move || {
-                let (lock, cv) = &*done;
-                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                let (guard, timeout) = cv
-                    .wait_timeout_while(guard, limit, |finished| !*finished)
-                    .unwrap_or_else(|p| p.into_inner());
-                drop(guard);
-                if timeout.timed_out() {
-                    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
-                    if let Some(pid) = *pid.lock().unwrap_or_else(|p| p.into_inner()) {
-                        if let Ok(pid) = libc::pid_t::try_from(pid) {
-                            // SAFETY: kill(2) on the process group of our own child.
-                            unsafe {
-                                libc::kill(-pid, libc::SIGKILL);
-                            }
-                        }
-                    }
+    // A watchdog thread kills the run's process group if it has not finished after `limit`.
+    let pid = Mutex::new(None::<u32>);
+    let (finished, wake) = (Mutex::new(false), Condvar::new());
+    let stalled = AtomicBool::new(false);
+    let measured = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let guard = finished.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, wait) = wake
+                .wait_timeout_while(guard, limit, |done| !*done)
+                .unwrap_or_else(|p| p.into_inner());
+            drop(guard);
+            if !wait.timed_out() {
+                return;
+            }
+            stalled.store(true, Ordering::SeqCst);
+            let child = *pid.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(child) = child.and_then(|c| libc::pid_t::try_from(c).ok()) {
+                // SAFETY: kill(2) on the process group of our own child.
+                unsafe {
+                    libc::kill(-child, libc::SIGKILL);
                 }
-            })
-        };
-        let measured = crate::bench::measure_with(cmd, |child_pid| {
-            *pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(child_pid);
+            }
         });
-        let (lock, cv) = &*done;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_all();
-        (measured, watchdog.join())
+        let measured = crate::bench::measure_with(cmd, |child| {
+            *pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        });
+        *finished.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        measured
     });
-    let _ = watchdog;
     let (_wall, process_cpu_s, rss_mib, ok, out) = measured?;
-    if stalled.load(std::sync::atomic::Ordering::SeqCst) {
+    if stalled.load(Ordering::SeqCst) {
         eprintln!(
             "xtask: a run stalled and was stopped after {} s",
             limit.as_secs()

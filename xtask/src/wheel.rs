@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use seamless_tests::venv::pip;
+use seamless_tests::venv::{pip, wheel_in};
 
 fn run(what: &str, mut cmd: Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("running {what}"))?;
@@ -70,11 +70,7 @@ pub fn build(root: &Path) -> Result<PathBuf> {
         .arg("-m")
         .arg(root.join("crates").join("python").join("Cargo.toml"));
     run("maturin build", build)?;
-    let wheel = std::fs::read_dir(&out)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .context("maturin built no wheel")?;
+    let wheel = wheel_in(&out).context("maturin built no wheel")?;
     eprintln!("xtask: built {}", wheel.display());
     Ok(wheel)
 }

@@ -162,9 +162,9 @@ fn post(key: u64, completion: Completion) {
     }
     // 1 as a u64 for an eventfd, or its first byte for a pipe (any byte wakes a pipe's reader).
     let one = 1u64.to_ne_bytes();
-    let wake = &one[..mailbox.wake_width.min(one.len())];
-    // Non-blocking: a full pipe already holds a wake-up.
-    // SAFETY: write(2) from a valid buffer of `wake.len()` bytes to a descriptor we were given.
+    let wake = &one[..mailbox.wake_width]; // 1 or 8: checked at registration
+                                           // Non-blocking: a full pipe already holds a wake-up.
+                                           // SAFETY: write(2) from a valid buffer of `wake.len()` bytes to a descriptor we were given.
     #[allow(unsafe_code)]
     let _ = unsafe { libc::write(mailbox.wake_fd, wake.as_ptr().cast(), wake.len()) };
 }
